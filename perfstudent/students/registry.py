@@ -1,0 +1,169 @@
+"""The architecture-family registry and the Family interface.
+
+A family is one decorated class (timm-style): it knows its prunable slots and
+their full widths, builds a network from a WidthSpec, and lists every conv and
+linear layer of that network as a :class:`Layer` with its ConvShape.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from perfstudent.convshape import ConvShape
+from perfstudent.errors import SpecError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from perfstudent.students.widthspec import WidthSpec
+
+#: Roles of layers. ``slot`` layers change with a slot's width; all others are fixed.
+ROLES = ("stem", "slot", "downsample", "transition", "head")
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One conv/linear layer of a built network.
+
+    ``path`` is the module path in the built model, ``slot`` the prunable slot
+    whose width it depends on (``None`` for fixed layers).
+    """
+
+    path: str
+    shape: ConvShape
+    role: str
+    slot: str | None = None
+
+
+class ShapeWalker:
+    """Tracks (channels, height, width) while a family lists its layers."""
+
+    def __init__(self, channels: int, size: int, batch: int = 1) -> None:
+        self.c, self.h, self.w = channels, size, size
+        self.batch = batch
+        self.layers: list[Layer] = []
+
+    def conv(self, path: str, cout: int, kernel: int, stride: int = 1, padding: int | None = None,
+             *, epilogue: str, role: str, slot: str | None = None, cin: int | None = None,
+             advance: bool = True, bias: bool = False) -> ConvShape:
+        shape = ConvShape(
+            "conv2d", cin or self.c, cout, self.h, self.w, kernel=kernel, stride=stride,
+            padding=kernel // 2 if padding is None else padding, bias=bias, epilogue=epilogue,
+            batch=self.batch,
+        )
+        self.layers.append(Layer(path, shape, role, slot))
+        if advance:
+            self.c, self.h, self.w = cout, shape.out_height, shape.out_width
+        return shape
+
+    def pool(self, kernel: int, stride: int, padding: int = 0) -> None:
+        self.h = (self.h + 2 * padding - kernel) // stride + 1
+        self.w = (self.w + 2 * padding - kernel) // stride + 1
+
+    def linear(self, path: str, cout: int) -> None:
+        shape = ConvShape("linear", self.c, cout, 1, 1, bias=True, batch=self.batch)
+        self.layers.append(Layer(path, shape, "head"))
+
+
+class Family(ABC):
+    """An architecture family whose prunable slots a WidthSpec sets."""
+
+    name: str
+    default_input_size = 32
+    default_in_channels = 3
+    default_num_classes = 10
+    min_input_size = 8
+
+    @abstractmethod
+    def full_widths(self) -> dict[str, int]:
+        """Slot name -> full (unpruned) width, in network order."""
+
+    @abstractmethod
+    def build(self, spec: WidthSpec) -> nn.Module:
+        """The network at the widths of ``spec`` (randomly initialised)."""
+
+    @abstractmethod
+    def layers(self, spec: WidthSpec, batch: int = 1) -> list[Layer]:
+        """Every conv and linear layer of ``build(spec)``, in execution order."""
+
+    @abstractmethod
+    def stage_paths(self) -> tuple[str, ...]:
+        """Module paths whose outputs attention transfer matches (DESIGN §3)."""
+
+    @abstractmethod
+    def slot_activation_path(self, slot: str) -> str:
+        """Module path whose output is the slot's activation after its BN+ReLU."""
+
+    def slot_layers(self, spec: WidthSpec, slot: str, width: int, batch: int = 1) -> list[Layer]:
+        """The layers of ``slot`` when it has ``width`` channels (others as in ``spec``)."""
+        probe = spec.with_widths({slot: width})
+        return [layer for layer in self.layers(probe, batch) if layer.slot == slot]
+
+    def full_spec(self, input_size: int | None = None, in_channels: int | None = None,
+                  num_classes: int | None = None) -> WidthSpec:
+        from perfstudent.students.widthspec import WidthSpec
+
+        return WidthSpec(
+            self.name,
+            self.default_input_size if input_size is None else input_size,
+            self.default_in_channels if in_channels is None else in_channels,
+            self.default_num_classes if num_classes is None else num_classes,
+            self.full_widths(),
+        )
+
+
+_FAMILIES: dict[str, Family] = {}
+_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], Family]]] = []
+
+
+def register_family(family: Family) -> Family:
+    """Register a family instance under its name (an error on a duplicate)."""
+    if family.name in _FAMILIES:
+        raise ValueError(f"family {family.name!r} is already registered")
+    _FAMILIES[family.name] = family
+    return family
+
+
+def register_pattern(pattern: str, factory: Callable[[re.Match[str]], Family]) -> None:
+    """Register a parametric family name, e.g. ``wrn-(\\d+)-(\\d+)``."""
+    _PATTERNS.append((re.compile(pattern), factory))
+
+
+def get_family(name: str) -> Family:
+    _load_builtin_families()
+    if name in _FAMILIES:
+        return _FAMILIES[name]
+    for pattern, factory in _PATTERNS:
+        match = pattern.fullmatch(name)
+        if match:
+            family = factory(match)  # raises SpecError for invalid parameters
+            _FAMILIES[name] = family
+            return family
+    raise SpecError(f"unknown family {name!r}; known: {', '.join(family_names())}")
+
+
+def family_names() -> list[str]:
+    _load_builtin_families()
+    return list(_FAMILIES)
+
+
+def iter_families() -> Iterator[Family]:
+    _load_builtin_families()
+    yield from list(_FAMILIES.values())
+
+
+_loaded = False
+
+
+def _load_builtin_families() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        import perfstudent.students.densenet
+        import perfstudent.students.resnet_cifar
+        import perfstudent.students.resnet_imagenet
+        import perfstudent.students.wrn  # noqa: F401
