@@ -9,8 +9,9 @@ exit code 2 (bad input) or 1 (failure). A new module registers its commands on
 
 from perfstudent.cli import (
     basic,
+    experiment,
     fronts,
 )
 from perfstudent.cli._root import AppContext, cli, main
 
-__all__ = ["AppContext", "basic", "cli", "fronts", "main"]
+__all__ = ["AppContext", "basic", "cli", "experiment", "fronts", "main"]
