@@ -140,7 +140,7 @@ def train(ctx: Context, out: Path, *, kind: str, seed: int, plan: Path | None = 
 
 
 def check_run(path: Path, epochs: int | None = None) -> str | None:
-    """Complete when the run loads and has done ``epochs`` epochs (any number if None)."""
+    """Complete when the run loads and has done ``epochs`` epochs (its own ``epochs`` if None)."""
     from perfstudent.distill.runs import load_run
 
     try:
@@ -148,8 +148,9 @@ def check_run(path: Path, epochs: int | None = None) -> str | None:
     except InputError as exc:
         return str(exc)
     done, acc = run.summary.get("epochs_done"), run.summary.get("final_test_acc")
-    if epochs is not None and done != epochs:
-        return f"{path} has {done} of {epochs} epochs"
+    wanted = epochs if epochs is not None else run.summary.get("epochs")
+    if done != wanted:
+        return f"{path} has {done} of {wanted} epochs (unfinished)"
     if not isinstance(acc, (int, float)):
         return f"{path} has no final_test_acc"
     return None
