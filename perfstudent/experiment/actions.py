@@ -134,6 +134,7 @@ def train(ctx: Context, out: Path, *, kind: str, seed: int, plan: Path | None = 
         extra = {"arch": ctx.family}
     config = TrainConfig(out=out, kind=kind, epochs=section["epochs"],
                          batch_size=section["batch_size"], lr=section["lr"], seed=seed,
+                         threads=section["threads"],
                          resume=(out / "config.json").is_file(), progress=ctx.progress,
                          **ctx.data_args(), **extra)
     run_training(config)

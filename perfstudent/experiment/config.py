@@ -104,11 +104,11 @@ SCHEMA: dict[str, dict[str, tuple[Check, Any]]] = {
     "data": {"dataset": (_str, "digits"), "data_dir": (_str, None), "train_limit": (_int(1), None),
              "test_limit": (_int(1), None)},
     "train": {"teacher": (_str, None), "epochs": (_int(1), 10), "batch_size": (_int(1), 128),
-              "lr": (_float(0.0, strict=True), 0.1), "seed": (_int(0), 0)},
+              "lr": (_float(0.0, strict=True), 0.1), "seed": (_int(0), 0), "threads": (_int(1), None)},
     "saliency": {"batches": (_int(1), 20), "batch_size": (_int(1), 64)},
     "distill": {"epochs": (_int(1), 10), "batch_size": (_int(1), 128),
                 "lr": (_float(0.0, strict=True), 0.1), "beta": (_float(0.0), 1000.0),
-                "kd": (_bool, False), "margin_ms": (_float(0.0), 0.0)},
+                "kd": (_bool, False), "margin_ms": (_float(0.0), 0.0), "threads": (_int(1), None)},
     "front": {"slot": (_str, None)},
 }
 
