@@ -12,11 +12,14 @@ if TYPE_CHECKING:
     from perfstudent.profiler.measurement import Measurement
     from perfstudent.students.widthspec import WidthSpec
 
-#: Protocols by name (``--protocol``): ``default`` for LUTs, ``fast`` for tests and smoke runs.
+#: Protocols by name (``--protocol``): ``default`` for LUTs, ``fast``/``smoke`` for tests
+#: (their rows are valid measurements, only less repeatable).
 PROTOCOLS = {
     "default": TimingProtocol(),
     "fast": TimingProtocol(warmup_s=0.02, block_s=0.004, repeats=5, noise_threshold=0.5,
                            remeasure=0),
+    "smoke": TimingProtocol(warmup_s=0.005, block_s=0.002, repeats=3, noise_threshold=1.0,
+                            remeasure=0),
     "careful": TimingProtocol(warmup_s=0.5, block_s=0.05, repeats=25),
 }
 

@@ -9,8 +9,9 @@ Rounds over a :class:`~perfstudent.profiler.runner.Runner`:
    interval ``(a, b)`` of measured widths (``b - a > 1``) is closed as *flat* when
    ``|T_slot(b) - T_slot(a)| <= tolerance · max(T_slot(a), T_slot(b))``; otherwise its
    midpoint ``m`` is measured. Next round, if ``T_slot(m)`` lies within
-   ``tolerance · T_slot(m)`` of the chord between ``a`` and ``b`` the interval is closed as
-   *linear*, else both halves are opened. All slots' midpoints form one round; it
+   ``tolerance · T_slot(m)`` of the chord between ``a`` and ``b``, both halves are probed
+   once more and closed as *linear* if their midpoints are on their chords too;
+   otherwise the halves are opened like any interval. All slots' midpoints form one round; it
    stops when no interval is open. A step inside an interval puts its midpoint off
    the chord (or makes the ends differ), so steps are bisected down to adjacent
    widths, while flat and linear stretches cost one or two measurements.
@@ -101,25 +102,31 @@ class _SlotShapes:
 
 
 Interval = tuple[int, int]
+#: interval -> (its midpoint, whether that midpoint only confirms a linear parent)
+Probes = dict[Interval, tuple[int, bool]]
 
 
-def _split(open_: list[Interval], mids: dict[Interval, int], cost: dict[int, float],
-           tolerance: float) -> tuple[list[Interval], dict[Interval, int]]:
-    """One adaptive step for a slot: close, split or bisect its open intervals.
+def _probe(intervals: list[tuple[Interval, bool]], cost: dict[int, float], tolerance: float) -> Probes:
+    """Midpoints of the intervals that are neither flat nor without interior widths."""
+    return {(a, b): ((a + b) // 2, confirming) for (a, b), confirming in intervals
+            if b - a > 1 and abs(cost[b] - cost[a]) > tolerance * max(cost[a], cost[b])}
 
-    ``mids`` maps intervals whose midpoint was measured last round to that midpoint.
-    Returns the intervals still open and the midpoints to measure next.
+
+def _split(probes: Probes, cost: dict[int, float], tolerance: float) -> Probes:
+    """One adaptive step for a slot, given the costs at last round's midpoints.
+
+    A midpoint on the chord (within ``tolerance``) of a *confirming* interval closes it
+    as linear; a first on-chord midpoint opens both halves as confirming (linear must
+    hold at two levels, so evenly spaced steps cannot pass as a line); an off-chord
+    midpoint opens both halves as ordinary intervals.
     """
-    still_open: list[Interval] = []
-    for (a, b), m in mids.items():
+    halves: list[tuple[Interval, bool]] = []
+    for (a, b), (m, confirming) in probes.items():
         chord = cost[a] + (cost[b] - cost[a]) * (m - a) / (b - a)
-        if abs(cost[m] - chord) > tolerance * cost[m]:
-            still_open += [(a, m), (m, b)]
-    todo: dict[Interval, int] = {}
-    for a, b in still_open + open_:
-        if b - a > 1 and abs(cost[b] - cost[a]) > tolerance * max(cost[a], cost[b]):
-            todo[(a, b)] = (a + b) // 2
-    return [], todo
+        on_chord = abs(cost[m] - chord) <= tolerance * cost[m]
+        if not (on_chord and confirming):
+            halves += [((a, m), on_chord), ((m, b), on_chord)]
+    return _probe(halves, cost, tolerance)
 
 
 class _Sweep:
@@ -159,8 +166,7 @@ class _Sweep:
         widths = {slot: list(range(1, full + 1)) if self.config.exhaustive
                   else coarse_widths(full, self.config.coarse_points)
                   for slot, full in self.spec.widths.items()}
-        state: dict[str, tuple[list[Interval], dict[Interval, int]]] = {
-            slot: (list(itertools.pairwise(ws)), {}) for slot, ws in widths.items()}
+        probes: dict[str, Probes] | None = None
         pending = {slot: list(ws) for slot, ws in widths.items()}
         shapes = list(fixed)
         while True:
@@ -171,15 +177,17 @@ class _Sweep:
             if self.config.exhaustive:
                 break
             view = LatencyView(self.fp, self.table.rows(self.fp))
-            pending, shapes = {}, []
-            for slot, (open_, mids) in state.items():
-                cost = {w: self.slot_cost(view, slot, w) for w in widths[slot]}
-                state[slot] = _split(open_, mids, cost, self.config.tolerance)
-                if state[slot][1]:
-                    pending[slot] = sorted(set(state[slot][1].values()))
-                    widths[slot] = sorted(set(widths[slot]) | set(pending[slot]))
+            costs = {slot: {w: self.slot_cost(view, slot, w) for w in ws} for slot, ws in widths.items()}
+            tol = self.config.tolerance
+            probes = ({slot: _probe([(iv, False) for iv in itertools.pairwise(ws)], costs[slot], tol)
+                       for slot, ws in widths.items()} if probes is None
+                      else {slot: _split(p, costs[slot], tol) for slot, p in probes.items()})
+            pending = {slot: sorted({m for m, _ in p.values()}) for slot, p in probes.items() if p}
+            for slot, mids in pending.items():
+                widths[slot] = sorted(set(widths[slot]) | set(mids))
             if not pending:
                 break
+            shapes = []
         self.report.widths = widths
         return self.report
 
