@@ -67,9 +67,14 @@ def shape_inputs(shape: ConvShape, dtype: torch.dtype = torch.float32) -> list[t
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """The eval-mode model with every conv→BN pair folded into the conv (torch.fx)."""
-    from torch.fx.experimental.optimization import fuse
+    import warnings
 
-    return fuse(model.eval(), inplace=False)
+    with warnings.catch_warnings():
+        # the fx optimisation module touches torch.jit, which announces its deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.fx.experimental.optimization import fuse
+
+        return fuse(model.eval(), inplace=False)
 
 
 @register_backend
