@@ -120,3 +120,10 @@ def test_timer_agrees_with_torch_benchmark() -> None:
     ours = time_callable(lambda: x @ x, TimingProtocol(warmup_s=0.05, block_s=0.01, repeats=9))
     ref = Timer("x @ x", globals={"x": x}, num_threads=1).blocked_autorange(min_run_time=0.1)
     assert ours.median_ms == pytest.approx(ref.median * 1e3, rel=0.5)  # same order on a busy box
+
+
+def test_cuda_device_is_a_clear_error_without_a_gpu() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is visible: the error path does not apply")
+    with pytest.raises(InputError, match="no CUDA GPU"):
+        get_device("cuda")
