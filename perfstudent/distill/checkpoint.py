@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import pickle
 import random
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,9 @@ def load_checkpoint(path: Path, what: str = "checkpoint") -> dict[str, Any]:
     if not path.is_file():
         raise InputError(f"{what} not found: {path}")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols; we refuse below
+            warnings.simplefilter("ignore")
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError,
             TypeError, KeyError, IndexError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
