@@ -173,3 +173,15 @@ def test_usage_errors_exit_2(tmp_path: Path, teacher: Path) -> None:
     result = CliRunner().invoke(cli, ["distill", "--spec", "x.json", "--teacher", str(tmp_path),
                                       "--out", str(tmp_path / "r")])
     _one_error_line(result, "spec file not found")
+
+
+def test_resume_from_a_malicious_last_checkpoint_exits_2(tmp_path: Path, teacher: Path,
+                                                         spec_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(teacher, run)
+    (run / "last.pt").write_bytes(pickle.dumps(_Evil()))
+    before = snapshot(run)
+    result = CliRunner().invoke(cli, ["train", "--spec", str(spec_path), "--epochs", "1", "--out", str(run),
+                                      "--resume", *TINY_ARGS])
+    _one_error_line(result, "cannot be loaded safely (weights_only)")
+    assert snapshot(run) == before and not (ROOT / "pwned").exists()

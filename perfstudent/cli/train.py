@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ def _run(**kwargs: Any) -> None:
     from perfstudent.distill.trainer import TrainConfig, run_training
 
     out = run_training(TrainConfig(**kwargs))
+    if os.environ.get("RANK", "0") != "0":
+        return  # under torchrun only rank 0 reports
     if out.is_dir() and (out / "summary.json").is_file():
         s = load_run(out).summary
         if s.get("epochs_done"):
