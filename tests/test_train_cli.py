@@ -185,3 +185,11 @@ def test_resume_from_a_malicious_last_checkpoint_exits_2(tmp_path: Path, teacher
                                       "--resume", *TINY_ARGS])
     _one_error_line(result, "cannot be loaded safely (weights_only)")
     assert snapshot(run) == before and not (ROOT / "pwned").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is present")
+def test_cuda_without_a_gpu_exits_2(tmp_path: Path, spec_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["train", "--spec", str(spec_path), "--out", str(tmp_path / "r"),
+                                      *TINY_ARGS, "--device-type", "cuda"])
+    _one_error_line(result, "no CUDA device is available")
+    assert not (tmp_path / "r").exists()
