@@ -72,7 +72,8 @@ def test_measures_and_stores_back(runs: list[Path], tmp_path: Path) -> None:
     pytest.importorskip("perfstudent.profiler.measure", reason="measure_spec lands with the profiler")
     run = runs[1]
     result = CliRunner().invoke(cli, ["front", str(run), "--no-staircase", "--out",
-                                      str(tmp_path / "f.png"), "--threads", "2"])
+                                      str(tmp_path / "f.png"), "--threads", "2",
+                                      "--protocol", "fast"])
     assert result.exit_code == 0, result.output
     stored = json.loads((run / "summary.json").read_text())["latency"]
     assert set(stored) == {KEY, "local/onnxruntime/t2"}

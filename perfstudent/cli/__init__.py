@@ -11,7 +11,9 @@ from perfstudent.cli import (
     basic,
     experiment,
     fronts,
+    profiler,
+    train,
 )
 from perfstudent.cli._root import AppContext, cli, main
 
-__all__ = ["AppContext", "basic", "cli", "experiment", "fronts", "main"]
+__all__ = ["AppContext", "basic", "cli", "experiment", "fronts", "main", "profiler", "train"]

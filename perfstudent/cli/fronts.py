@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -20,10 +21,12 @@ from perfstudent.cli._root import cli
               help="Slot of the staircase figure (default: the one the plans disagree on most).")
 @click.option("--measure/--no-measure", default=True, show_default=True,
               help="Measure runs that have no latency for this device/backend/threads yet.")
+@click.option("--protocol", type=click.Choice(["default", "fast", "careful"]), default="default",
+              show_default=True, help="Timing protocol for runs measured now.")
 @click.option("--staircase/--no-staircase", default=True, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Figure path (.png or .svg).")
 def front(runs: tuple[Path, ...], device: str, backend: str, threads: int, lut: Path | None,
-          slot: str | None, measure: bool, staircase: bool, out: Path) -> None:
+          slot: str | None, measure: bool, protocol: str, staircase: bool, out: Path) -> None:
     """Plot test accuracy against measured latency for run directories.
 
     Runs without a latency for DEVICE/BACKEND/THREADS are measured now and the
@@ -36,9 +39,15 @@ def front(runs: tuple[Path, ...], device: str, backend: str, threads: int, lut: 
       perfstudent front runs/* --device local --backend onnxruntime --out front.png
     """
     from perfstudent.fronts import make_front
+    from perfstudent.fronts.collect import measure_run
+    from perfstudent.profiler.measure import PROTOCOLS
+
+    def measurer(run: Any, d: str, b: str, t: int) -> dict[str, Any]:
+        return measure_run(run, d, b, t, protocol=PROTOCOLS[protocol])
 
     result = make_front(list(runs), out, device=device, backend=backend, threads=threads,
-                        lut=lut, measure=measure, staircase=staircase, slot=slot)
+                        lut=lut, measure=measure, staircase=staircase, slot=slot,
+                        measurer=measurer)
     cols = ["series", "budget_ms", "n", "latency_ms", "acc_pct", "acc_std_pct", "on_front"]
     click.echo(result.table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for note in result.notes:
