@@ -72,7 +72,7 @@ def _head_steps(ctx: act.Context, lay: Layout) -> list[Step]:
                   reuse_valid_output=True)]
     t = cfg["train"]
     if t["teacher"] is None:
-        steps.append(Step("teacher", {"train": t, "data": cfg["data"], "dims": dims},
+        steps.append(Step("teacher", {"train": _settings(t), "data": cfg["data"], "dims": dims},
                           lambda: act.train(ctx, lay.teacher, kind="train", seed=t["seed"]),
                           lambda: act.check_run(lay.teacher, t["epochs"]),
                           clean=lambda resumable: act.clean_run(lay.teacher, resumable)))
@@ -92,6 +92,14 @@ def _head_steps(ctx: act.Context, lay: Layout) -> list[Step]:
              clean=lambda _r: _rm(lay.budgets)),
     ]
     return steps
+
+
+#: Settings that change how fast a step runs, not what it produces: not part of digests.
+_SPEED_ONLY = ("threads",)
+
+
+def _settings(section: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in section.items() if k not in _SPEED_ONLY}
 
 
 def _reuse(teacher: Path) -> None:
@@ -125,7 +133,7 @@ def _student_steps(ctx: act.Context, lay: Layout) -> list[Step]:
             for s in exp["strategies"]:
                 run, plan = lay.run(s, label, seed), f"plan/{s}/{label}"
                 steps.append(Step(f"distill/{s}/{label}/s{seed}",
-                                  {"distill": dist, "data": cfg["data"], "seed": seed},
+                                  {"distill": _settings(dist), "data": cfg["data"], "seed": seed},
                                   _bind(act.train, ctx, run, kind="distill", seed=seed,
                                         plan=lay.plan(s, label), teacher=lay.teacher),
                                   _bind(act.check_run, run, dist["epochs"]),
