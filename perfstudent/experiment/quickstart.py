@@ -40,9 +40,12 @@ def quickstart_defaults(dataset: str | None = None) -> dict[str, Any]:
         "device": {"name": "local", "backend": "onnxruntime", "threads": 1, "protocol": "default"},
         "model": {"family": "resnet20"},
         "data": data,
-        "train": {"epochs": 15 if small else 6, "batch_size": 64},
+        # One training thread: on a 2-core machine shared with other jobs, two torch threads
+        # oversubscribe the cores (here: 8-17 s per digits batch with two threads, ~0.2 s
+        # with one, under a load average of ~10).
+        "train": {"epochs": 15 if small else 6, "batch_size": 64, "threads": 1},
         "saliency": {"batches": 10, "batch_size": 64},
-        "distill": {"epochs": 10 if small else 4, "batch_size": 64},
+        "distill": {"epochs": 10 if small else 4, "batch_size": 64, "threads": 1},
     }
 
 
