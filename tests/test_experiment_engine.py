@@ -112,3 +112,11 @@ def test_valid_output_reused_without_state(tmp_path: Path) -> None:
     run_steps([step], tmp_path / "state.json", progress=False)
     assert calls == []
     assert json.loads((tmp_path / "state.json").read_text())["steps"]["profile"]["reused"] is True
+
+
+def test_steps_no_longer_configured_leave_the_state(tmp_path: Path) -> None:
+    chain = Chain(tmp_path)
+    chain.run()
+    steps = chain.steps()[:2]
+    run_steps(steps, tmp_path / "state.json", progress=False)
+    assert list(json.loads((tmp_path / "state.json").read_text())["steps"]) == ["a", "b"]

@@ -119,6 +119,11 @@ def run_steps(steps: Sequence[Step], state_path: Path, *, progress: bool = True,
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate step ids")
     state = State.load(state_path)
+    stale = [k for k in state.steps if k not in ids]
+    if stale:  # steps of an earlier configuration (e.g. a budget since removed)
+        for key in stale:
+            del state.steps[key]
+        state.save()
     outcomes = []
     bar = tqdm(steps, desc="experiment", unit="step", disable=not progress)
     for step in bar:

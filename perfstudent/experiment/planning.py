@@ -36,9 +36,18 @@ def check_saliency(ctx: Context, path: Path) -> str | None:
 def budgets(ctx: Context, out: Path) -> None:
     """Resolve the configured budgets to ms against the full network's prediction."""
     full = ctx.full_spec()
-    full_ms = float(view(ctx).predict(full).total_ms)
+    lut = view(ctx)
+    full_ms = float(lut.predict(full).total_ms)
+    smallest_ms = float(lut.predict(full.with_widths(dict.fromkeys(full.widths, 1))).total_ms)
     resolved = resolve_budgets(ctx.config["experiment"]["budgets"], full_ms)
-    write_json(out, {"full_predicted_ms": full_ms,
+    for b in resolved:
+        if b.ms < smallest_ms:
+            raise InputError(
+                f"[experiment] budgets: {b.given!r} = {b.ms:.4g} ms is below the smallest "
+                f"{full.family} student at {full.input_size}px ({smallest_ms:.4g} ms predicted = "
+                f"{smallest_ms / full_ms:.2f} of the full network's {full_ms:.4g} ms); "
+                f"use at least {smallest_ms / full_ms:.2f} or {smallest_ms:.3g}ms")
+    write_json(out, {"full_predicted_ms": full_ms, "smallest_predicted_ms": smallest_ms,
                      "budgets": [{"given": b.given, "label": b.label, "ms": b.ms} for b in resolved]})
 
 

@@ -2,7 +2,7 @@
 
 ResNet-20 on Fashion-MNIST (a 3,000-image training subset, 28 px) when the
 dataset is installed, else scikit-learn's ``digits`` (8 px); this machine's CPU
-with ONNX Runtime on 1 thread; budgets at 35% and 60% of the full network's
+with ONNX Runtime on 1 thread; budgets at 50% and 75% of the full network's
 predicted latency; perf / pruned / uniform students with attention transfer;
 one seed.
 """
@@ -35,7 +35,7 @@ def quickstart_defaults(dataset: str | None = None) -> dict[str, Any]:
     if not small:
         data.update(train_limit=3000, test_limit=1000)
     return {
-        "experiment": {"name": "quickstart", "budgets": [0.35, 0.6],
+        "experiment": {"name": "quickstart", "budgets": [0.5, 0.75],
                        "strategies": ["perf", "pruned", "uniform"], "seeds": [0]},
         "device": {"name": "local", "backend": "onnxruntime", "threads": 1, "protocol": "default"},
         "model": {"family": "resnet20"},
