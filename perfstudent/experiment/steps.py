@@ -80,8 +80,6 @@ def _head_steps(ctx: act.Context, lay: Layout) -> list[Step]:
         steps.append(Step("teacher", {"reuse": str(lay.teacher)}, lambda: _reuse(lay.teacher),
                           lambda: act.check_run(lay.teacher), reuse_valid_output=True))
     steps += [
-        Step("measure/teacher", {"device": device}, lambda: act.measure(ctx, lay.teacher),
-             lambda: act.check_measured(ctx, lay.teacher), deps=("teacher",)),
         Step("saliency", {"saliency": cfg["saliency"], "data": cfg["data"]},
              lambda: pl.saliency(ctx, lay.teacher, lay.saliency),
              lambda: pl.check_saliency(ctx, lay.saliency), deps=("teacher",),
@@ -128,20 +126,23 @@ def _student_steps(ctx: act.Context, lay: Layout) -> list[Step]:
                               deps=("budgets", "saliency", "teacher"),
                               clean=_bind_clean(_rm_unless_resumable, path)))
     device = dict(cfg["device"], lut=str(ctx.lut))
-    for seed in exp["seeds"]:
-        for label in _labels(cfg):
-            for s in exp["strategies"]:
-                run, plan = lay.run(s, label, seed), f"plan/{s}/{label}"
-                steps.append(Step(f"distill/{s}/{label}/s{seed}",
-                                  {"distill": _settings(dist), "data": cfg["data"], "seed": seed},
-                                  _bind(act.train, ctx, run, kind="distill", seed=seed,
-                                        plan=lay.plan(s, label), teacher=lay.teacher),
-                                  _bind(act.check_run, run, dist["epochs"]),
-                                  deps=(plan, "teacher"),
-                                  clean=_bind_clean(act.clean_run, run)))
-                steps.append(Step(f"measure/{s}/{label}/s{seed}", {"device": device},
-                                  _bind(act.measure, ctx, run), _bind(act.check_measured, ctx, run),
-                                  deps=(f"distill/{s}/{label}/s{seed}",)))
+    runs = [(s, label, seed) for seed in exp["seeds"] for label in _labels(cfg)
+            for s in exp["strategies"]]
+    for s, label, seed in runs:
+        run, plan = lay.run(s, label, seed), f"plan/{s}/{label}"
+        steps.append(Step(f"distill/{s}/{label}/s{seed}",
+                          {"distill": _settings(dist), "data": cfg["data"], "seed": seed},
+                          _bind(act.train, ctx, run, kind="distill", seed=seed,
+                                plan=lay.plan(s, label), teacher=lay.teacher),
+                          _bind(act.check_run, run, dist["epochs"]),
+                          deps=(plan, "teacher"), clean=_bind_clean(act.clean_run, run)))
+    # All measurements after all training, back to back: on a shared machine the load
+    # drifts over minutes, and runs compared at equal latency should see the same load.
+    for s, label, seed in runs:
+        run = lay.run(s, label, seed)
+        steps.append(Step(f"measure/{s}/{label}/s{seed}", {"device": device},
+                          _bind(act.measure, ctx, run), _bind(act.check_measured, ctx, run),
+                          deps=(f"distill/{s}/{label}/s{seed}",)))
     return steps
 
 
@@ -161,7 +162,10 @@ def build_steps(ctx: act.Context, lay: Layout) -> list[Step]:
     """Every step of the experiment, in execution order."""
     from perfstudent.experiment import report
 
+    device = dict(ctx.config["device"], lut=str(ctx.lut))
     steps = _head_steps(ctx, lay) + _student_steps(ctx, lay)
+    steps.append(Step("measure/teacher", {"device": device}, lambda: act.measure(ctx, lay.teacher),
+                      lambda: act.check_measured(ctx, lay.teacher), deps=("teacher",)))
     measured = tuple(s.id for s in steps if s.id.startswith("measure/"))
     runs = [lay.teacher] + [lay.run(s, b, n) for n in ctx.config["experiment"]["seeds"]
                             for b in _labels(ctx.config)
