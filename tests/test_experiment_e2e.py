@@ -28,7 +28,7 @@ pytest.importorskip("perfstudent.lut", reason="needs the profiler area")
 TINY = """
 [experiment]
 name = "tiny"
-budgets = [0.8, 0.95]
+budgets = {budgets}
 strategies = ["perf", "pruned", "uniform"]
 seeds = [0]
 
@@ -48,6 +48,7 @@ test_limit = 80
 [train]
 epochs = {teacher_epochs}
 batch_size = 32
+threads = 1
 
 [saliency]
 batches = 2
@@ -56,27 +57,30 @@ batch_size = 32
 [distill]
 epochs = {student_epochs}
 batch_size = 32
+threads = 1
 """
 
 KEY = "local/onnxruntime/t1"
 
 
-def write_config(tmp_path: Path, teacher_epochs: int = 1, student_epochs: int = 1) -> Path:
+def write_config(tmp_path: Path, budgets: tuple[float, ...] = (0.8, 0.95), teacher_epochs: int = 1,
+                 student_epochs: int = 1) -> Path:
     path = tmp_path / "tiny.toml"
-    path.write_text(TINY.format(teacher_epochs=teacher_epochs, student_epochs=student_epochs))
+    path.write_text(TINY.format(budgets=list(budgets), teacher_epochs=teacher_epochs,
+                                student_epochs=student_epochs))
     return path
 
 
-def check_artefacts(exp: Path) -> None:
+def check_artefacts(exp: Path, labels: tuple[str, ...] = ("x0.80", "x0.95")) -> None:
     """Every file the experiment promises, consistent with each other."""
     from perfstudent.distill.runs import load_run
 
     state = json.loads((exp / "state.json").read_text())["steps"]
     assert all(e["status"] == "done" for e in state.values()), state
     budgets = {b["label"]: b["ms"] for b in json.loads((exp / "budgets.json").read_text())["budgets"]}
-    assert list(budgets) == ["x0.80", "x0.95"]
+    assert list(budgets) == list(labels)
     points = pd.read_csv(exp / "front" / "front.csv")
-    assert len(points) == 1 + 2 * 3
+    assert len(points) == 1 + len(labels) * 3
     for label, budget_ms in budgets.items():
         for strategy in ("perf", "pruned", "uniform"):
             plan = json.loads((exp / "plans" / f"{strategy}-{label}.json").read_text())
@@ -102,18 +106,27 @@ def snapshot(root: Path) -> dict[str, int]:
     return {str(p): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
 
 
-def test_reduced_experiment_end_to_end_and_rerun_does_no_work(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+def run_and_rerun(tmp_path: Path, budgets: tuple[float, ...], labels: tuple[str, ...]) -> None:
+    config = write_config(tmp_path, budgets)
     result = CliRunner().invoke(cli, ["experiment", "--config", str(config)])
     assert result.exit_code == 0, result.output
     exp = tmp_path / "tiny"
-    check_artefacts(exp)
+    check_artefacts(exp, labels)
     assert "front:" in result.output and "report:" in result.output
     before = snapshot(tmp_path)
     again = CliRunner().invoke(cli, ["experiment", "--config", str(config)])
     assert again.exit_code == 0, again.output
     assert "0 step(s) run" in again.output
     assert snapshot(tmp_path) == before  # not one file touched
+
+
+def test_one_budget_experiment_end_to_end_and_rerun_does_no_work(tmp_path: Path) -> None:
+    run_and_rerun(tmp_path, (0.9,), ("x0.90",))
+
+
+@pytest.mark.slow
+def test_two_budget_experiment_end_to_end_and_rerun_does_no_work(tmp_path: Path) -> None:
+    run_and_rerun(tmp_path, (0.8, 0.95), ("x0.80", "x0.95"))
 
 
 def _wait_for(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]

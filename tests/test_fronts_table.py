@@ -76,7 +76,7 @@ def test_plot_front_writes_png_and_svg(points: pd.DataFrame, tmp_path: Path) -> 
     assert [p.name for p in paths] == ["f.png", "f.svg"]
     assert paths[0].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     svg = paths[1].read_text()
-    assert "<svg" in svg and "perf (n=4)" in svg and "budget" in svg
+    assert "<svg" in svg and "perf (4 runs)" in svg and "budget" in svg
 
 
 def test_plot_staircase(tmp_path: Path) -> None:

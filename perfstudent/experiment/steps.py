@@ -182,10 +182,12 @@ def build_steps(ctx: act.Context, lay: Layout) -> list[Step]:
 def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True,
                    log: Any = None) -> list[StepOutcome]:
     """Run (or resume) the experiment of ``config`` in directory ``out``."""
-    from perfstudent.io import write_json
+    from perfstudent.io import read_json, write_json
 
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", config.to_dict())
+    resolved = out / "config.json"
+    if not resolved.is_file() or read_json(resolved, "experiment config") != config.to_dict():
+        write_json(resolved, config.to_dict())  # only when it changed: a re-run touches nothing
     size, channels, classes = act.dataset_dims(config)
     ctx = act.Context(config, out, config.path("device", "lut"), size, channels, classes, progress)
     teacher = config.path("train", "teacher") or out / "teacher"

@@ -57,7 +57,8 @@ def _budget_lines(ax: Any, budgets: Sequence[float]) -> None:
         ax.axvline(budget, color="0.55", linestyle="--", linewidth=0.9,
                    label="budget" if i == 0 else None)
         ax.annotate(f"{budget:.3g} ms", (budget, 1.0), xycoords=("data", "axes fraction"),
-                    xytext=(2, -10), textcoords="offset points", fontsize=7, color="0.4")
+                    xytext=(2, -10 - 9 * (i % 3)), textcoords="offset points", fontsize=7,
+                    color="0.4")
 
 
 def plot_front(points: pd.DataFrame, table: pd.DataFrame, out: Path, *, title: str,
@@ -75,7 +76,7 @@ def plot_front(points: pd.DataFrame, table: pd.DataFrame, out: Path, *, title: s
                    alpha=0.35, linewidths=0)
         ax.errorbar(means["latency_ms"], means["acc_pct"], xerr=means["latency_std_ms"],
                     yerr=means["acc_std_pct"], fmt=marker, color=colour, markersize=7,
-                    capsize=2, label=f"{name} (n={int(means['n'].sum())})")
+                    capsize=2, label=f"{name} ({len(runs)} run{'s' if len(runs) != 1 else ''})")
         if name != TEACHER:
             xs, ys = step_xy(all_fronts[name], x_max)
             ax.step(xs, ys, where="post", color=colour, linewidth=1.4, alpha=0.9)
@@ -85,7 +86,7 @@ def plot_front(points: pd.DataFrame, table: pd.DataFrame, out: Path, *, title: s
     ax.set_ylabel("test accuracy (% top-1)")
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="best")
     return save_figure(fig, out)
 
 
