@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--protocol", default="default", choices=list(PROTOCOLS))
+    ap.add_argument("--clock", default="wall", choices=["wall", "thread_cpu"],
+                    help="thread_cpu: per-thread CPU time, for machines shared with other jobs")
     ap.add_argument("--lut", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -43,7 +45,7 @@ def main() -> None:
 
     info = conditions()
     protocol = PROTOCOLS[args.protocol]
-    backend = get_backend(args.backend, get_device("local"), args.threads)
+    backend = get_backend(args.backend, get_device("local"), args.threads, clock=args.clock)
     runner = LocalRunner(backend, protocol)
     with LatencyTable.open(args.lut) as table:
         t0 = time.perf_counter()

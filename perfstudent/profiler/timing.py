@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable
 
+from perfstudent.errors import InputError
 from perfstudent.profiler.measurement import Measurement, TimingProtocol
 
 #: Times one block: ``block_timer(fn, inner) -> seconds`` for ``inner`` back-to-back calls.
@@ -43,6 +44,36 @@ def cpu_block_timer(fn: Callable[[], object], inner: int) -> float:
     for _ in range(inner):
         fn()
     return time.perf_counter() - start
+
+
+def thread_cpu_block_timer(fn: Callable[[], object], inner: int) -> float:
+    """CPU seconds this thread spent in ``inner`` calls (``time.thread_time``).
+
+    On a machine shared with other jobs, wall-clock blocks also count the time the
+    scheduler gave to other processes; the calling thread's CPU time does not. It
+    equals the latency on an idle core only for single-threaded runtimes that compute
+    in the calling thread (ORT ``intra_op_num_threads=1``, ``torch.set_num_threads(1)``),
+    so backends accept it only with one thread. Cache pollution by other tenants
+    still shows.
+    """
+    start = time.thread_time()
+    for _ in range(inner):
+        fn()
+    return time.thread_time() - start
+
+
+#: Backend option ``clock``: ``wall`` (default, the real latency) or ``thread_cpu``.
+CLOCKS: dict[str, BlockTimer] = {"wall": cpu_block_timer, "thread_cpu": thread_cpu_block_timer}
+
+
+def check_clock(clock: str, threads: int, device_kind: str) -> str:
+    """Validate a ``clock`` option (``thread_cpu`` needs one thread on a CPU device)."""
+    if clock not in CLOCKS:
+        raise InputError(f"clock must be one of {', '.join(CLOCKS)}, got {clock!r}")
+    if clock == "thread_cpu" and (threads != 1 or device_kind != "cpu"):
+        raise InputError("clock=thread_cpu measures the calling thread only: it needs --threads 1 "
+                         "on a CPU device")
+    return clock
 
 
 def _warm_up(fn: Callable[[], object], seconds: float, block_timer: BlockTimer) -> tuple[float, int]:
