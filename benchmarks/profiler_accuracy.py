@@ -38,6 +38,7 @@ def main() -> None:
                     help="thread_cpu: per-thread CPU time, for machines shared with other jobs")
     ap.add_argument("--lut", type=Path, required=True)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--distribution", default="uniform", choices=["uniform", "scaled"])
     args = ap.parse_args()
 
     from perfstudent.profiler.backends import get_backend
@@ -54,9 +55,11 @@ def main() -> None:
         view = table.view(runner.fingerprint())
     base = full_spec(args.family, args.input_size)
     t0 = time.perf_counter()
-    val = validate(view, backend, base, args.samples, protocol, args.seed)
+    val = validate(view, backend, base, args.samples, protocol, args.seed,
+                   distribution=args.distribution)
     summary = val.summary()
-    out = write_result(f"accuracy_{args.family}_{args.input_size}_{args.backend}",
+    suffix = "" if args.distribution == "uniform" else f"_{args.distribution}"
+    out = write_result(f"accuracy_{args.family}_{args.input_size}_{args.backend}{suffix}",
                        info | {"protocol": protocol.to_dict(), "sweep": report.to_dict(),
                                "sweep_s": sweep_s, "validate_s": time.perf_counter() - t0,
                                "overhead_points": next(iter(view.overheads.values()))[1],
