@@ -6,9 +6,9 @@ resnet20 at 1/4 width — with AT (``distill``, β = 1000) and without
 order) for the same epochs, for several seeds. Writes every run directory
 under ``--runs`` and a table to ``benchmarks/results/fmnist_at.{json,md}``.
 
-CPU is scarce here, so the defaults use a 10k-image training subset
-(``train_limit``), the full 10k test set and a few epochs; the results file
-records exactly what was run.
+CPU is scarce here, so runs use a fixed training subset (``--train-limit``),
+optionally a fixed test subset (``--test-limit``) and a few epochs; the
+results file records exactly what was run.
 
 Example::
 
@@ -47,10 +47,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--teacher-epochs", type=int, default=12)
     ap.add_argument("--train-limit", type=int, default=10_000)
+    ap.add_argument("--test-limit", type=int, default=None, help="test images (default: all 10k)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    common = dict(data="fashion-mnist", train_limit=args.train_limit, threads=args.threads, progress=False)
+    common = dict(data="fashion-mnist", train_limit=args.train_limit, test_limit=args.test_limit,
+                  threads=args.threads, progress=False)
     teacher = _train(TrainConfig(out=args.teacher, arch="resnet20", epochs=args.teacher_epochs, seed=0,
                                  **common))  # type: ignore[arg-type]
     base = full_spec("resnet20", 28, 1, 10)
@@ -77,7 +79,8 @@ def _write(args: argparse.Namespace, teacher: dict[str, Any], thin: dict[str, An
     result = {
         "what": "resnet20 teacher vs thin resnet20 student (slots at 1/4 width), Fashion-MNIST, "
                 "with (beta=1000) and without (beta=0) attention transfer",
-        "settings": {"train_limit": args.train_limit, "test_images": 10_000, "epochs": args.epochs,
+        "settings": {"train_limit": args.train_limit, "test_images": args.test_limit or 10_000,
+                     "epochs": args.epochs,
                      "teacher_epochs": args.teacher_epochs, "seeds": args.seeds, "threads": args.threads,
                      "optimizer": "SGD lr 0.1 momentum 0.9 wd 5e-4, cosine, batch 128"},
         "teacher": {"path": str(args.teacher), "final_test_acc": teacher["final_test_acc"],
