@@ -42,6 +42,8 @@ def _train(config: TrainConfig) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--phase", choices=["all", "teacher", "baseline", "at", "report"], default="all",
+                    help="run one phase only (phases of different seeds may run in parallel processes)")
     ap.add_argument("--teacher", type=Path, default=Path("/work/artifacts/fmnist-teacher-resnet20"))
     ap.add_argument("--runs", type=Path, default=Path("/work/artifacts/fmnist-at-runs"))
     ap.add_argument("--epochs", type=int, default=12)
@@ -53,22 +55,38 @@ def main() -> None:
     args = ap.parse_args()
     common = dict(data="fashion-mnist", train_limit=args.train_limit, test_limit=args.test_limit,
                   threads=args.threads, progress=False)
-    teacher = _train(TrainConfig(out=args.teacher, arch="resnet20", epochs=args.teacher_epochs, seed=0,
-                                 **common))  # type: ignore[arg-type]
+    if args.phase in ("all", "teacher"):
+        _train(TrainConfig(out=args.teacher, arch="resnet20", epochs=args.teacher_epochs, seed=0,
+                           **common))  # type: ignore[arg-type]
     base = full_spec("resnet20", 28, 1, 10)
     thin = base.with_widths({s: max(1, w // 4) for s, w in base.widths.items()})
     args.runs.mkdir(parents=True, exist_ok=True)
     thin.save(args.runs / "thin-spec.json")
+    for seed in args.seeds:
+        if args.phase in ("all", "baseline"):
+            # no AT: `train --spec` — the same computation as `distill --beta 0` (tested), and it
+            # needs no teacher, so it can run while the teacher trains
+            _train(TrainConfig(out=args.runs / f"thin-beta0-seed{seed}", spec=args.runs / "thin-spec.json",
+                               epochs=args.epochs, seed=seed, **common))  # type: ignore[arg-type]
+        if args.phase in ("all", "at"):
+            _train(TrainConfig(out=args.runs / f"thin-beta1000-seed{seed}", kind="distill",
+                               spec=args.runs / "thin-spec.json", teacher=args.teacher, beta=1000.0,
+                               epochs=args.epochs, seed=seed, **common))  # type: ignore[arg-type]
+    if args.phase in ("all", "report"):
+        _report(args, thin.to_dict())
+
+
+def _report(args: argparse.Namespace, thin: dict[str, Any]) -> None:
+    teacher = load_run(args.teacher).summary
     rows = []
     for seed in args.seeds:
         for beta in (0.0, 1000.0):
             out = args.runs / f"thin-beta{int(beta)}-seed{seed}"
-            s = _train(TrainConfig(out=out, kind="distill", spec=args.runs / "thin-spec.json",
-                                   teacher=args.teacher, beta=beta, epochs=args.epochs, seed=seed,
-                                   **common))  # type: ignore[arg-type]
-            rows.append({"seed": seed, "beta": beta, "final_test_acc": s["final_test_acc"],
-                         "best_test_acc": s["best_test_acc"], "run": str(out)})
-            _write(args, teacher, thin.to_dict(), rows)
+            if (out / "summary.json").is_file() and load_run(out).summary.get("finished"):
+                s = load_run(out).summary
+                rows.append({"seed": seed, "beta": beta, "final_test_acc": s["final_test_acc"],
+                             "best_test_acc": s["best_test_acc"], "run": str(out)})
+    _write(args, teacher, thin, rows)
 
 
 def _write(args: argparse.Namespace, teacher: dict[str, Any], thin: dict[str, Any],
