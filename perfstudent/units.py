@@ -22,13 +22,16 @@ _DURATION = re.compile(
 )
 
 
-def parse_duration_ms(text: str, what: str = "duration") -> float:
+def parse_duration_ms(text: str, what: str = "duration", allow_zero: bool = False) -> float:
     """``text`` (e.g. ``"30ms"``, ``"0.03s"``, ``"1500us"``) in milliseconds.
 
     Raises :class:`InputError` for a missing or unknown unit, a malformed
-    number, or a value that is not positive and finite.
+    number, or a value that is not positive and finite. With ``allow_zero``,
+    zero is accepted too, with or without a unit (``0`` is unambiguous).
     """
     match = _DURATION.fullmatch(text)
+    if allow_zero and match is not None and float(match["num"]) == 0 and not match["unit"]:
+        return 0.0
     if match is None:
         raise InputError(f"{what} {text!r} is not a duration; write e.g. 30ms, 0.03s or 1500us")
     unit = match["unit"].lower()
@@ -37,8 +40,9 @@ def parse_duration_ms(text: str, what: str = "duration") -> float:
     if unit not in UNITS_MS:
         raise InputError(f"{what} {text!r} has unknown unit {match['unit']!r}; use s, ms or us")
     value = float(match["num"]) * UNITS_MS[unit]
-    if not math.isfinite(value) or value <= 0:
-        raise InputError(f"{what} {text!r} must be positive and finite")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise InputError(f"{what} {text!r} must be {'non-negative' if allow_zero else 'positive'} "
+                         "and finite")
     return value
 
 

@@ -66,6 +66,7 @@ class Plan:
     grid_ms: float = 0.0
     multiplier: float | None = None
     saliency: dict[str, Any] | None = None
+    verified: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
