@@ -28,8 +28,9 @@ def synthetic_lut(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Replace the LUT lookup by the synthetic model; record what was asked for."""
     calls: list[tuple[Any, ...]] = []
 
-    def fake_open(lut: Path | None, device: str, backend: str, threads: int | None) -> StaircaseModel:
-        calls.append((lut, device, backend, threads))
+    def fake_open(lut: Path | None, device: str, backend: str, threads: int,
+                  **options: Any) -> StaircaseModel:
+        calls.append((lut, device, backend, threads, options))
         return MODEL
 
     monkeypatch.setattr(planning, "open_view", fake_open)
@@ -55,12 +56,12 @@ def test_plan_writes_a_plan(runner: CliRunner, tmp_path: Path, synthetic_lut: li
     out = tmp_path / "plan.json"
     result = runner.invoke(cli, ["plan", "--budget", "1000us", "--arch", "resnet20", "--threads", "2",
                                  "--saliency", str(sal), "--lut", str(tmp_path / "l.db"),
-                                 "--margin", "0.05ms", "--out", str(out)])
+                                 "--margin", "0.05ms", "-o", "opt_level=all", "--out", str(out)])
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["strategy"] == "perf" and data["budget_ms"] == 1.0 and data["margin_ms"] == 0.05
     assert data["predicted_ms"] <= 0.95 and data["device"] == "local" and data["threads"] == 2
-    assert synthetic_lut == [(tmp_path / "l.db", "local", "onnxruntime", 2)]
+    assert synthetic_lut == [(tmp_path / "l.db", "local", "onnxruntime", 2, {"opt_level": "all"})]
     assert "layer3.2" in result.output and " / 64" in result.output and "wrote" in result.output
 
 
@@ -84,6 +85,7 @@ def test_plan_strategies(runner: CliRunner, tmp_path: Path, synthetic_lut: list[
     (["--budget", "1ms", "--margin", "x"], "not a duration"),
     (["--budget", "1ms", "--strategy", "pruned"], "needs a saliency"),
     (["--budget", "1ms", "--arch", "resnet999"], "unknown family"),
+    (["--budget", "1ms", "-o", "novalue"], "not KEY=VALUE"),
     (["--budget", "1ms", "--saliency", "missing.json"], "not found"),
     (["--budget", "1ms", "--saliency", "@resnet56"], "for resnet56, not resnet20"),
     (["--budget", "1ms", "--saliency", "@resnet20", "--input-size", "64"], "input size 32, not 64"),

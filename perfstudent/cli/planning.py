@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from perfstudent.cli._root import cli
-from perfstudent.errors import PerfStudentError
+from perfstudent.errors import InputError, PerfStudentError
 
 
 @cli.command()
@@ -51,14 +51,25 @@ def saliency(teacher: Path, data: str, data_dir: Path | None, batches: int, batc
     click.echo(f"wrote {out}")
 
 
-def open_view(lut: Path | None, device: str, backend: str, threads: int | None) -> Any:
-    """The latency view of (device, backend, threads) in the LUT at ``lut``."""
+def parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
+    """``KEY=VALUE`` backend settings, as ``perfstudent profile -o`` takes them."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"backend option {pair!r} is not KEY=VALUE")
+        out[key.replace("-", "_")] = value
+    return out
+
+
+def open_view(lut: Path | None, device: str, backend: str, threads: int, **options: Any) -> Any:
+    """The latency view of (device, backend, threads, options) in the LUT at ``lut``."""
     try:
         from perfstudent.lut import LatencyTable
     except ImportError as exc:
         raise PerfStudentError(f"plan needs the latency table module, which is missing: {exc}") from None
-    table = LatencyTable.open(lut)
-    return table.view_for(device, backend, threads=threads)
+    with LatencyTable.open(lut, create=False) as table:
+        return table.view_for(device, backend, threads=threads, **options)
 
 
 def default_margin_ms(view: Any, budget_ms: float) -> float:
@@ -73,8 +84,10 @@ def default_margin_ms(view: Any, budget_ms: float) -> float:
 @click.option("--arch", required=True, help="Student family, e.g. resnet20.")
 @click.option("--device", default="local", show_default=True)
 @click.option("--backend", default="onnxruntime", show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Threads the LUT was profiled with (default: the device's).")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Threads the LUT was profiled with.")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Backend setting the LUT was profiled with, e.g. opt_level=all.")
 @click.option("--input-size", type=click.IntRange(min=1), default=None,
               help="Input resolution (default: the saliency file's, else the family's).")
 @click.option("--in-channels", type=click.IntRange(min=1), default=None)
@@ -88,8 +101,8 @@ def default_margin_ms(view: Any, budget_ms: float) -> float:
               help="Plan this far below the budget (default: budget × the LUT's validation error, else 0).")
 @click.option("--verify", is_flag=True, help="Measure the planned student end to end.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output plan JSON.")
-def plan(budget: str, arch: str, device: str, backend: str, threads: int | None,
-         input_size: int | None, in_channels: int | None, num_classes: int | None,
+def plan(budget: str, arch: str, device: str, backend: str, threads: int,
+         options: tuple[str, ...], input_size: int | None, in_channels: int | None, num_classes: int | None,
          lut: Path | None, saliency_path: Path | None, strategy: str, margin: str | None,
          verify: bool, out: Path) -> None:
     """Choose per-slot widths of a student that fits a latency budget.
@@ -114,19 +127,21 @@ def plan(budget: str, arch: str, device: str, backend: str, threads: int | None,
         from perfstudent.students.registry import get_family
 
         sal.check_matches(base.family, base.input_size, get_family(base.family).full_widths())
-    view = open_view(lut, device, backend, threads)
+    backend_options = parse_options(options)
+    view = open_view(lut, device, backend, threads, **backend_options)
     if margin_ms is None:
         margin_ms = default_margin_ms(view, budget_ms)
     result = make_plan(strategy, budget_ms, view, base, sal, margin_ms,
                        device=device, backend=backend, threads=threads)
     click.echo(plan_summary(result))
     if verify:
-        result.verified = _verify(result, device, backend, threads)
+        result.verified = _verify(result, device, backend, threads, backend_options)
     result.save(out)
     click.echo(f"wrote {out}")
 
 
-def _verify(result: Any, device: str, backend: str, threads: int | None) -> dict[str, Any]:
+def _verify(result: Any, device: str, backend: str, threads: int,
+            options: dict[str, Any]) -> dict[str, Any]:
     from perfstudent.units import format_ms
 
     try:
@@ -134,7 +149,7 @@ def _verify(result: Any, device: str, backend: str, threads: int | None) -> dict
     except ImportError as exc:
         raise PerfStudentError(f"--verify needs the profiler's measure_spec, which is missing: {exc}") \
             from None
-    measured = measure_spec(result.spec, device=device, backend=backend, threads=threads or 1)
+    measured = measure_spec(result.spec, device=device, backend=backend, threads=threads, **options)
     verdict = "within budget" if measured.median_ms <= result.budget_ms else "OVER budget"
     click.echo(f"verify: measured {format_ms(measured.median_ms)} (p90 {format_ms(measured.p90_ms)}), "
                f"predicted {format_ms(result.predicted_ms)}, budget {format_ms(result.budget_ms)}: "
