@@ -32,7 +32,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -192,13 +193,26 @@ def teacher_identity(run_path: Path, spec_dict: dict[str, Any], checkpoint: Path
             "checkpoint": checkpoint.name, "sha256": file_sha256(checkpoint)}
 
 
+def _training_batches(bundle: Any, batch_size: int, batches: int,
+                      seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``batches`` shuffled, un-augmented training batches (the data the teacher learned)."""
+    if hasattr(bundle, "batches"):  # perfstudent.distill.data.DatasetBundle
+        stream = bundle.batches("train", batch_size, augment=False, shuffle=True, seed=seed)
+    else:  # a plain torch Dataset
+        generator = torch.Generator().manual_seed(seed)
+        stream = iter(torch.utils.data.DataLoader(bundle.train, batch_size=batch_size, shuffle=True,
+                                                  generator=generator))
+    return itertools.islice(stream, batches)
+
+
 def compute_saliency(teacher: Path, data: str, *, batches: int = 100, batch_size: int = 64,
                      data_dir: Path | None = None, seed: int = 0, train_mode: bool = False,
                      progress: bool = True) -> Saliency:
     """Fisher saliency of the teacher run at ``teacher`` on ``batches`` batches of ``data``.
 
-    Training data, shuffled with ``seed``; ``N = batches × batch_size`` samples
-    (fewer if the training set is smaller). See :func:`fisher_saliency`.
+    Training data without augmentation, shuffled with ``seed``;
+    ``N = batches × batch_size`` samples (fewer if the training set is smaller).
+    See :func:`fisher_saliency`.
     """
     from tqdm import tqdm
 
@@ -220,14 +234,11 @@ def compute_saliency(teacher: Path, data: str, *, batches: int = 100, batch_size
     model = run.model("best")
     family = get_family(spec.family)
     paths = {slot: family.slot_activation_path(slot) for slot in spec.widths}
-    generator = torch.Generator().manual_seed(seed)
-    loader = torch.utils.data.DataLoader(bundle.train, batch_size=batch_size, shuffle=True,
-                                         generator=generator)
-    limited = itertools.islice(loader, batches)
-    total = min(batches, len(loader))
-    stream = tqdm(limited, total=total, desc="saliency", unit="batch", disable=not progress)
+    stream = tqdm(_training_batches(bundle, batch_size, batches, seed), total=batches,
+                  desc="saliency", unit="batch", disable=not progress)
     scores, samples = fisher_saliency(model, paths, stream, train_mode=train_mode)
     checkpoint = Path(run.path) / "best.pt"
+    used = math.ceil(samples / batch_size)
     return Saliency(spec.family, spec.input_size, spec.in_channels, spec.num_classes, scores,
-                    teacher_identity(Path(run.path), spec.to_dict(), checkpoint), total, samples,
+                    teacher_identity(Path(run.path), spec.to_dict(), checkpoint), used, samples,
                     "train" if train_mode else "eval")
