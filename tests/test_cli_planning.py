@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +124,30 @@ def test_saliency_bad_input(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["saliency", "--teacher", str(tmp_path), "--data", "digits",
                                  "--batches", "0", "--out", str(tmp_path / "s.json")])
     assert result.exit_code == 2
+
+
+def test_saliency_end_to_end_on_a_trained_teacher(runner: CliRunner, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """``perfstudent train`` -> ``perfstudent saliency`` -> a plan that uses it (LUT synthetic)."""
+    pytest.importorskip("perfstudent.distill.trainer", reason="the training branch has not landed")
+    teacher, sal_path = tmp_path / "teacher", tmp_path / "sal.json"
+    result = runner.invoke(cli, ["train", "--arch", "resnet20", "--data", "digits", "--epochs", "1",
+                                 "--train-limit", "128", "--test-limit", "64", "--batch-size", "64",
+                                 "--no-progress", "--out", str(teacher)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(cli, ["saliency", "--teacher", str(teacher), "--data", "digits",
+                                 "--batches", "3", "--batch-size", "32", "--out", str(sal_path)])
+    assert result.exit_code == 0, result.output
+    sal = Saliency.load(sal_path)
+    assert (sal.family, sal.input_size, sal.in_channels) == ("resnet20", 8, 1)
+    assert (sal.samples, sal.batches) == (96, 3)
+    assert len(sal.teacher["sha256"]) == 64 and all(len(v) == 16 for k, v in sal.slots.items()
+                                                    if k.startswith("layer1"))
+    assert all(x >= 0 for v in sal.slots.values() for x in v) and sum(map(sum, sal.slots.values())) > 0
+    from perfstudent.distill import data
+
+    real = data.load_dataset
+    monkeypatch.setattr(data, "load_dataset", lambda *a, **k: replace(real(*a, **k), input_size=32))
+    result = runner.invoke(cli, ["saliency", "--teacher", str(teacher), "--data", "digits",
+                                 "--batches", "1", "--out", str(tmp_path / "x.json")])
+    assert "does not fit the teacher (8px" in one_line_error(result)
