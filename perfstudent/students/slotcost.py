@@ -149,8 +149,9 @@ def build_problem(model: LatencyModel, base: WidthSpec, scores: dict[str, list[f
     """The planning problem for a capacity of ``capacity_ms`` (budget - margin)."""
     family = get_family(base.family)
     cached = CachedModel(model)
-    fixed = sum(cached.layer_ms(layer.shape) for layer in family.layers(base) if layer.slot is None)
-    fixed += float(model.overhead_ms(base))
+    # The overhead first: a LUT without this arch/size fails here, naming the exact profile command.
+    fixed = float(model.overhead_ms(base))
+    fixed += sum(cached.layer_ms(layer.shape) for layer in family.layers(base) if layer.slot is None)
     room = capacity_ms - fixed
     grid = max(resolution_ms, room / max_cells) if room > 0 else resolution_ms
     curves = []
