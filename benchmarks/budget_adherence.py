@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
 import sys
 from pathlib import Path
@@ -40,8 +41,7 @@ from perfstudent.students.slotcost import build_problem
 RESULTS = Path(__file__).parent / "results"
 
 
-def budget_grid(view: Any, arch: str, size: int, count: int) -> tuple[list[float], float, float]:
-    base = full_spec(arch, size)
+def budget_grid(view: Any, base: Any, count: int) -> tuple[list[float], float, float]:
     full = make_plan("perf", 1e9, view, base).predicted_ms
     smallest = build_problem(view, base, {s: [1.0] * w for s, w in base.widths.items()}, full).smallest_ms()
     grid = np.geomspace(1.15 * smallest, 0.95 * full, count).tolist()
@@ -64,8 +64,9 @@ def run_arch(args: argparse.Namespace, view: Any, arch: str, size: int,
              sal: Saliency | None) -> list[dict[str, Any]]:
     from perfstudent.profiler.measure import PROTOCOLS, measure_spec
 
-    base = full_spec(arch, size)
-    budgets, smallest, full = budget_grid(view, arch, size, args.budgets)
+    # a saliency file fixes the input channels and classes (e.g. a digits teacher: 1 channel)
+    base = full_spec(arch, size, *((sal.in_channels, sal.num_classes) if sal else (None, None)))
+    budgets, smallest, full = budget_grid(view, base, args.budgets)
     rows = []
     for budget in tqdm(budgets, desc=f"adherence {arch}", file=sys.stderr):
         plan = make_plan("perf", budget, view, base, sal, args.margin_frac * budget)
@@ -83,6 +84,7 @@ def run_arch(args: argparse.Namespace, view: Any, arch: str, size: int,
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"plans": len(rows), "within_budget_share": float(np.mean([r["within_budget"] for r in rows])),
+            "noisy_measurements": int(sum(bool(r["noisy"]) for r in rows)),
             "median_slack": statistics.median(r["slack"] for r in rows),
             "median_abs_pred_error": statistics.median(abs(r["pred_error"]) for r in rows)}
 
@@ -113,6 +115,7 @@ def main() -> None:
     with LatencyTable.open(args.lut, create=False) as table:
         view = table.view_for(args.device, args.backend, threads=args.threads)
     rows, missing = [], {}
+    load_before = os.getloadavg()
     for arch, size in archs:
         try:
             rows += run_arch(args, view, arch, size, saliencies.get(arch))
@@ -123,6 +126,7 @@ def main() -> None:
                 for a, s in archs if any(r["arch"] == a for r in rows)}
     result = {"benchmark": "budget_adherence", "fingerprint": view.fingerprint.to_dict(),
               "margin_frac": args.margin_frac, "protocol": args.protocol,
+              "cpu_count": os.cpu_count(), "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
               "overall": summarise(rows) if rows else None, "per_arch": per_arch, "missing": missing,
               "saliency": {k: v.teacher for k, v in saliencies.items()}, "rows": rows}
     write(args.out, result, rows)
