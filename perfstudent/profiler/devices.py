@@ -71,3 +71,19 @@ def _local() -> Device:
                                           "os", "kernel", "board")}
         | {"cpu_count": os.cpu_count()},
     )
+
+
+@register_device("cuda")
+def _cuda() -> Device:
+    """The first CUDA GPU torch sees (torch backend only; CUDA-event timing)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise InputError("device 'cuda': torch sees no CUDA GPU here (this torch build: "
+                         f"{torch.__version__}); run on a machine with a GPU and a CUDA torch")
+    props = torch.cuda.get_device_properties(0)
+    return Device(
+        name="cuda", kind="cuda", description=f"GPU 0: {props.name}", default_threads=1,
+        properties={"cpu_model": props.name, "capability": f"{props.major}.{props.minor}",
+                    "memory_bytes": int(props.total_memory), "cuda": torch.version.cuda},
+    )
