@@ -9,9 +9,10 @@ exit code 2 (bad input) or 1 (failure). A new module registers its commands on
 
 from perfstudent.cli import (
     basic,
+    planning,
     profiler,
     train,
 )
 from perfstudent.cli._root import AppContext, cli, main
 
-__all__ = ["AppContext", "basic", "cli", "main", "profiler", "train"]
+__all__ = ["AppContext", "basic", "cli", "main", "planning", "profiler", "train"]
