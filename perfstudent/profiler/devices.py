@@ -8,6 +8,8 @@ TVM RPC key on a tracker), its TVM target and its default thread count.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,13 +52,22 @@ def register_device(name: str) -> Callable[[Callable[[], Device]], Callable[[], 
 
 
 def device_names() -> list[str]:
-    return list(_DEVICES)
+    """Built-in devices, then the user's (``devices.toml``)."""
+    from perfstudent.profiler.device_config import load_user_devices
+
+    return list(_DEVICES) + [n for n in load_user_devices() if n not in _DEVICES]
 
 
 def get_device(name: str) -> Device:
-    if name not in _DEVICES:
+    """The Device ``name``: a registered one, else one from the user's ``devices.toml``."""
+    if name in _DEVICES:
+        return _DEVICES[name]()
+    from perfstudent.profiler.device_config import load_user_devices
+
+    user = load_user_devices()
+    if name not in user:
         raise InputError(f"unknown device {name!r}; known: {', '.join(device_names())}")
-    return _DEVICES[name]()
+    return user[name]
 
 
 @register_device("local")
@@ -66,8 +77,109 @@ def _local() -> Device:
     info = machine_info()
     return Device(
         name="local", kind="cpu", description=f"this machine: {cpu_model()}",
-        default_threads=1,
+        default_threads=1,  # tvm_target None: the tvm backend uses host_target()
         properties={k: info[k] for k in ("cpu_model", "arch", "logical_cores", "governor",
                                           "os", "kernel", "board")}
         | {"cpu_count": os.cpu_count()},
+    )
+
+
+# ---- named devices ---------------------------------------------------------------------
+
+#: The Raspberry Pi 4's TVM target (the ``raspberry-pi/4b-aarch64`` tag spelled out).
+PI4_TARGET: dict[str, Any] = {
+    "kind": "llvm", "mtriple": "aarch64-linux-gnu", "mcpu": "cortex-a72",
+    "mattr": ["+neon"], "num-cores": 4,
+}
+AARCH64_CROSS_COMPILER = "aarch64-linux-gnu-g++"
+
+
+def host_llvm_cpu() -> str | None:
+    """LLVM's name for this CPU (``znver3``, ``skylake``...) from TVM's bundled LLVM, if any.
+
+    Falls back to None (TVM's generic CPU) when TVM is not installed.
+    """
+    try:
+        from tvm.target import codegen
+    except ImportError:
+        return None
+    name = str(codegen.llvm_get_system_cpu())
+    return None if name in ("", "generic") else name
+
+
+def host_target(num_cores: int | None = None) -> dict[str, Any]:
+    """The LLVM target dict of this machine (detected ``mcpu``, ``num-cores``)."""
+    target: dict[str, Any] = {"kind": "llvm"}
+    cpu = host_llvm_cpu()
+    if cpu:
+        target["mcpu"] = cpu
+    target["num-cores"] = num_cores or os.cpu_count() or 1
+    return target
+
+
+def cuda_arch() -> str | None:
+    """The first NVIDIA GPU's architecture as ``sm_XY`` (torch.cuda, else nvidia-smi), or None."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            major, minor = torch.cuda.get_device_capability(0)
+            return f"sm_{major}{minor}"
+    except ImportError:
+        pass
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run([smi, "--query-gpu=compute_cap", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = out.strip().splitlines()[0] if out.strip() else ""
+    return "sm_" + first.replace(".", "") if first.replace(".", "").isdigit() else None
+
+
+def cuda_target(arch: str | None = None) -> dict[str, Any]:
+    """TVM's cuda target for ``arch`` (``sm_86``; detected when None; ``sm_80`` if no GPU)."""
+    arch = arch or cuda_arch() or "sm_80"
+    if not (arch.startswith("sm_") and arch[3:].isdigit()):
+        raise InputError(f"CUDA arch must look like sm_86, got {arch!r}")
+    return {"kind": "cuda", "arch": arch}
+
+
+@register_device("pi4")
+def _pi4() -> Device:
+    from perfstudent.profiler.board import on_raspberry_pi4
+
+    here = on_raspberry_pi4()
+    return Device(
+        name="pi4", kind="cpu",
+        description="Raspberry Pi 4 Model B: 4x Cortex-A72 @1.5-1.8 GHz, NEON, aarch64",
+        reach="local" if here else "rpc", rpc_key="pi4", tvm_target=dict(PI4_TARGET),
+        default_threads=4,
+        properties={"arch": "aarch64", "board": "raspberry-pi-4",
+                    "cross_compiler": AARCH64_CROSS_COMPILER},
+    )
+
+
+@register_device("x86")
+def _x86() -> Device:
+    import platform
+
+    here = platform.machine() in ("x86_64", "AMD64", "i686")
+    return Device(
+        name="x86", kind="cpu", description="an x86-64 CPU (this machine's LLVM target)",
+        reach="local" if here else "rpc", rpc_key="x86", tvm_target=host_target(),
+        default_threads=1, properties={"arch": "x86_64"},
+    )
+
+
+@register_device("cuda")
+def _cuda() -> Device:
+    arch = cuda_arch()
+    return Device(
+        name="cuda", kind="cuda",
+        description="NVIDIA GPU" + (f" ({arch})" if arch else " (none detected here)"),
+        reach="local", rpc_key="cuda", tvm_target=cuda_target(arch), default_threads=1,
+        properties={"cuda_arch": arch, "present": arch is not None},
     )
