@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -18,11 +19,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 def _spawn(module: str, *args: str) -> subprocess.Popen[bytes]:
+    """``python -m MODULE --host 127.0.0.1 ARGS`` (``perfstudent CMD`` when module starts so)."""
+    argv = [*module.split(), "--host", "127.0.0.1", *args]
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
     # its own process group: a server forks one child per session, killpg ends both
-    return subprocess.Popen([sys.executable, "-m", module, "--host", "127.0.0.1", *args],
-                            start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, "-m", *argv], start_new_session=True, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def kill(proc: subprocess.Popen[bytes]) -> None:
@@ -33,8 +39,9 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
 
 @contextmanager
 def tracker() -> Iterator[int]:
+    """A tracker started by ``perfstudent tracker`` on loopback."""
     port = free_port()
-    proc = _spawn("tvm.exec.rpc_tracker", "--port", str(port), "--port-end", str(port + 1))
+    proc = _spawn("perfstudent tracker", "--port", str(port))
     try:
         from perfstudent.profiler.remote import tracker_listening
 
@@ -49,16 +56,19 @@ def tracker() -> Iterator[int]:
 
 
 @contextmanager
-def servers(tracker_port: int, key: str, count: int,
-            timeout_s: float = 120.0) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """``count`` RPC servers under ``key``; waits until all are registered on the tracker."""
+def servers(tracker_port: int, key: str, count: int, timeout_s: float = 120.0,
+            perfstudent_serve: int = 0) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``count`` RPC servers under ``key`` (the first ``perfstudent_serve`` of them started
+    by ``perfstudent serve``, the others by ``tvm.exec.rpc_server``); waits until all are
+    registered on the tracker."""
     from perfstudent.profiler.remote import connect_tracker, server_count
 
     procs = []
     try:
-        for _ in range(count):
+        for i in range(count):
             port = free_port()
-            procs.append(_spawn("tvm.exec.rpc_server", "--tracker", f"127.0.0.1:{tracker_port}",
+            module = "perfstudent serve" if i < perfstudent_serve else "tvm.exec.rpc_server"
+            procs.append(_spawn(module, "--tracker", f"127.0.0.1:{tracker_port}",
                                 "--key", key, "--port", str(port), "--port-end", str(port + 1)))
         deadline = time.monotonic() + timeout_s
         while True:

@@ -39,7 +39,7 @@ def board(key: str) -> Device:
 def test_sharded_sweep_lands_every_shape_once(tracker_port: int) -> None:
     got: collections.Counter[ConvShape] = collections.Counter()
     threads = set()
-    with rpc_servers.servers(tracker_port, "two", 2):
+    with rpc_servers.servers(tracker_port, "two", 2, perfstudent_serve=1):
         runner = TrackerRunner(board("two"), f"127.0.0.1:{tracker_port}", FAST, progress=False)
         runner.run(SHAPES + SHAPES[:2], lambda s, m: (got.update([s]),
                                                      threads.add(threading.get_ident())))

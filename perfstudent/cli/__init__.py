@@ -9,7 +9,8 @@ exit code 2 (bad input) or 1 (failure). A new module registers its commands on
 
 from perfstudent.cli import (
     basic,
+    remote,
 )
 from perfstudent.cli._root import AppContext, cli, main
 
-__all__ = ["AppContext", "basic", "cli", "main"]
+__all__ = ["AppContext", "basic", "cli", "main", "remote"]

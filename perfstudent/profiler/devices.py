@@ -183,3 +183,19 @@ def _cuda() -> Device:
         reach="local", rpc_key="cuda", tvm_target=cuda_target(arch), default_threads=1,
         properties={"cuda_arch": arch, "present": arch is not None},
     )
+
+
+def reachability(device: Device) -> str:
+    """How ``device`` is reached from here, in words (for ``perfstudent devices``)."""
+    remote = f"TVM RPC key {device.rpc_key or device.name!r} (pass --tracker HOST:PORT)"
+    if device.kind == "cuda" and not device.properties.get("present", True):
+        return f"no GPU here; {remote}"
+    if device.reach == "local":
+        return "in this process" + (f", or {remote}" if device.rpc_key else "")
+    return remote
+
+
+def describe_devices() -> list[dict[str, Any]]:
+    """Every known device (built-in and user) as a dict with its ``reachability``."""
+    return [get_device(name).to_dict() | {"reachability": reachability(get_device(name))}
+            for name in device_names()]
