@@ -124,3 +124,21 @@ def test_time_model_of_a_student() -> None:
     spec = full_spec("resnet20").with_widths({"layer1.0": 4})
     m = get_backend("tvm", get_device("local")).time_model(spec, FAST)
     assert m.samples == FAST.repeats and m.median_ms > 0
+
+
+def _modules(module):  # type: ignore[no-untyped-def]
+    yield module
+    for child in module.imports:
+        yield from _modules(child)
+
+
+def test_cuda_build_generates_kernels_without_a_gpu() -> None:
+    """Building for the cuda target needs no GPU (dlight binds threads); running does."""
+    from perfstudent.profiler.devices import cuda_target
+
+    executable = build_module(conv_module(SHAPES[0]), tvm.target.Target(cuda_target("sm_86")))
+    kinds = {m.kind for m in _modules(executable.mod)}
+    assert "cuda" in kinds
+    cuda = next(m for m in _modules(executable.mod) if m.kind == "cuda")
+    source = cuda.inspect_source()
+    assert "__global__" in source and "threadIdx" in source

@@ -97,7 +97,19 @@ def build_module(mod: Any, target: Any, tuning: TuningState | None = None,
     fused = fuse(mod)
     if tuning is not None and tuning.trials > 0:
         fused = tuning.apply(fused, tune_key)
+    elif "gpu" in [str(k) for k in target.keys]:
+        fused = schedule_gpu(fused, target)
     return tvm.compile(fused, target=target)
+
+
+def schedule_gpu(fused: Any, target: Any) -> Any:
+    """Untuned GPU kernels need threads bound: dlight's default GPU schedules do that."""
+    from tvm.s_tir import dlight as dl
+
+    rules = (dl.gpu.Matmul(), dl.gpu.GEMV(), dl.gpu.Reduction(), dl.gpu.GeneralReduction(),
+             dl.gpu.Fallback())
+    with target:
+        return dl.ApplyDefaultSchedule(*rules)(fused)
 
 
 def random_inputs(specs: list[InputSpec], dev: Any, seed: int = 0) -> list[Any]:
