@@ -15,7 +15,8 @@ from perfstudent.profiler.measurement import Measurement, TimingProtocol
 
 pytest.importorskip("tvm")
 
-from perfstudent.profiler.remote import TrackerRunner, parse_tracker
+from perfstudent.profiler.remote import TrackerRunner, make_tracker_runner, parse_tracker
+from perfstudent.students import full_spec
 from tests import rpc_servers
 
 FAST = TimingProtocol(warmup_s=0.0, block_s=0.005, repeats=3, remeasure=0)
@@ -43,6 +44,8 @@ def test_sharded_sweep_lands_every_shape_once(tracker_port: int) -> None:
         runner = TrackerRunner(board("two"), f"127.0.0.1:{tracker_port}", FAST, progress=False)
         runner.run(SHAPES + SHAPES[:2], lambda s, m: (got.update([s]),
                                                      threads.add(threading.get_ident())))
+        net = runner.time_model(full_spec("resnet20").with_widths({"layer1.0": 4}))
+    assert net.samples == FAST.repeats and net.median_ms > 0
     assert got == collections.Counter(SHAPES)  # duplicates in the request measured once
     assert threads == {threading.get_ident()}  # rows are delivered on the caller's thread
     assert runner.settings()["rpc_key"] == "two" and runner.settings()["tune_trials"] == 0
@@ -92,3 +95,14 @@ def test_no_server_for_the_key_and_bad_addresses(tracker_port: int) -> None:
     with pytest.raises(PerfStudentError, match="cannot reach the TVM RPC tracker"):
         TrackerRunner(board("x"), f"127.0.0.1:{unused}", FAST, progress=False).run(
             SHAPES[:1], lambda s, m: None)
+
+
+def test_make_tracker_runner_checks_backend_and_options() -> None:
+    pi4 = get_device("pi4")
+    with pytest.raises(InputError, match="--backend tvm"):
+        make_tracker_runner("127.0.0.1:9190", pi4, "onnxruntime", FAST)
+    with pytest.raises(InputError, match="unknown options"):
+        make_tracker_runner("127.0.0.1:9190", pi4, "tvm", FAST, colour="red")
+    runner = make_tracker_runner("127.0.0.1:9190", pi4, "tvm", FAST, tune_trials=8)
+    assert runner.key == "pi4" and runner.threads == 4 and runner.compiler == "aarch64-linux-gnu-g++"
+    assert runner.settings()["tune_trials"] == 8 and "cortex-a72" in runner.settings()["target"]

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from perfstudent.errors import InputError, PerfStudentError
 
@@ -175,6 +175,26 @@ class ThrottleGuardRunner:
         self.sleep = sleep
         self.refused = 0  # batches refused so far (for reports and tests)
 
+    def fingerprint(self) -> Any:
+        return self.inner.fingerprint()  # type: ignore[attr-defined]
+
+    def time_model(self, spec: Any) -> Measurement:
+        """Whole networks: one guarded measurement, retried like a batch."""
+        for _attempt in range(self.max_retries + 1):
+            before = self._cool()
+            measurement: Measurement = self.inner.time_model(spec)  # type: ignore[attr-defined]
+            if not batch_refused(before, self.board.sample()):
+                return measurement
+            self.refused += 1
+            self.sleep(self.cooldown_s)
+        raise PerfStudentError("every attempt at the network was throttled; improve cooling "
+                               "or power supply")
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
     def run(self, shapes: Sequence[ConvShape],
             on_result: Callable[[ConvShape, Measurement], None]) -> None:
         for start in range(0, len(shapes), self.batch_size):
@@ -216,6 +236,14 @@ class ThrottleGuardRunner:
 def _collector(buffer: list[tuple[ConvShape, Measurement]],
                ) -> Callable[[ConvShape, Measurement], None]:
     return lambda shape, measurement: buffer.append((shape, measurement))
+
+
+def guard_on_board(runner: Any, device: Device) -> Any:
+    """``runner`` wrapped in a ThrottleGuardRunner when running on the Pi 4 itself."""
+    if device.properties.get("board") == "raspberry-pi-4" and device.reach == "local" \
+            and on_raspberry_pi4():
+        return ThrottleGuardRunner(runner, Board())
+    return runner
 
 
 def require_reachable(device: Device, tracker: str | None) -> None:

@@ -176,13 +176,23 @@ def _x86() -> Device:
 
 @register_device("cuda")
 def _cuda() -> Device:
+    """The first NVIDIA GPU (torch: CUDA events; tvm: cuda target), listed even when absent."""
     arch = cuda_arch()
-    return Device(
-        name="cuda", kind="cuda",
-        description="NVIDIA GPU" + (f" ({arch})" if arch else " (none detected here)"),
-        reach="local", rpc_key="cuda", tvm_target=cuda_target(arch), default_threads=1,
-        properties={"cuda_arch": arch, "present": arch is not None},
-    )
+    properties: dict[str, Any] = {"cuda_arch": arch, "present": arch is not None}
+    description = "NVIDIA GPU (none detected here)"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            props = torch.cuda.get_device_properties(0)
+            description = f"GPU 0: {props.name}"
+            properties |= {"cpu_model": props.name, "capability": f"{props.major}.{props.minor}",
+                           "memory_bytes": int(props.total_memory), "cuda": torch.version.cuda}
+    except ImportError:
+        pass
+    return Device(name="cuda", kind="cuda", description=description, reach="local",
+                  rpc_key="cuda", tvm_target=cuda_target(arch), default_threads=1,
+                  properties=properties)
 
 
 def reachability(device: Device) -> str:
@@ -197,5 +207,13 @@ def reachability(device: Device) -> str:
 
 def describe_devices() -> list[dict[str, Any]]:
     """Every known device (built-in and user) as a dict with its ``reachability``."""
-    return [get_device(name).to_dict() | {"reachability": reachability(get_device(name))}
-            for name in device_names()]
+    out = []
+    for name in device_names():
+        try:
+            device = get_device(name)
+        except InputError as exc:  # e.g. a device that refuses to exist without its hardware
+            out.append({"name": name, "kind": "?", "description": str(exc),
+                        "reachability": "unavailable here"})
+            continue
+        out.append(device.to_dict() | {"reachability": reachability(device)})
+    return out

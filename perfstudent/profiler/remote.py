@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from perfstudent.errors import InputError, PerfStudentError
 from perfstudent.profiler.measurement import Measurement, TimingProtocol
 from perfstudent.profiler.tvm_support.build import (
+    InputSpec,
     build_module,
     compiler_for,
     conv_inputs,
@@ -46,6 +47,7 @@ from perfstudent.profiler.tvm_support.tuning import TuningState
 if TYPE_CHECKING:
     from perfstudent.convshape import ConvShape
     from perfstudent.profiler.devices import Device
+    from perfstudent.students.widthspec import WidthSpec
 
 log = logging.getLogger(__name__)
 OnResult = Callable[["ConvShape", Measurement], None]
@@ -91,6 +93,24 @@ def server_count(client: Any, key: str) -> int:
     return sum(1 for s in summary.get("server_info", []) if s.get("key") == f"server:{key}")
 
 
+def make_tracker_runner(tracker: str, device: Device, backend: str,
+                        protocol: TimingProtocol | None = None, threads: int | None = None,
+                        **options: Any) -> TrackerRunner:
+    """The Runner for ``--tracker HOST:PORT`` (called by ``profiler.runner.make_runner``).
+
+    Boards behind a tracker run TVM-built code, so only ``backend="tvm"`` works;
+    options: ``tune_trials``, ``tuning_dir``, ``key`` (default: the device's RPC key).
+    """
+    if backend != "tvm":
+        raise InputError(f"--tracker needs --backend tvm (boards behind a TVM RPC tracker run "
+                         f"TVM-built code), got --backend {backend}")
+    known = {"tune_trials", "tuning_dir", "key", "session_timeout", "progress"}
+    unknown = set(options) - known
+    if unknown:
+        raise InputError(f"unknown options for remote tvm: {', '.join(sorted(unknown))}")
+    return TrackerRunner(device, tracker, protocol, threads, **options)
+
+
 class TrackerRunner:
     """Time ConvShapes on every server of a key behind a TVM RPC tracker (see module doc).
 
@@ -127,6 +147,30 @@ class TrackerRunner:
         return ({"target": str(self.target), "pipeline": "zero", "rpc_key": self.key}
                 | self.tuning.settings())
 
+    def fingerprint(self) -> Any:
+        """The LUT fingerprint of rows from these boards (device, TVM version, settings)."""
+        from perfstudent.lut.fingerprint import Fingerprint
+
+        return Fingerprint.for_backend(self)  # type: ignore[arg-type,unused-ignore]
+
+    def close(self) -> None:
+        """Nothing held between runs: sessions live for one ``run`` / ``time_model``."""
+
+    def time_model(self, spec: WidthSpec) -> Measurement:
+        """End-to-end latency of the student ``spec`` on one board of the key."""
+        from perfstudent.profiler.tvm_support.student import student_module
+
+        mod, inputs = student_module(spec, batch=1)
+        executable = build_module(mod, self.target, self.tuning, tune_key=None)
+        with tempfile.TemporaryDirectory(prefix="perfstudent-rpc-") as tmp:
+            path = export_shared(executable, Path(tmp) / "student.so", self.compiler)
+            if server_count(connect_tracker(self.host, self.port), self.key) == 0:
+                raise PerfStudentError(f"no RPC server with key {self.key!r} is registered on "
+                                       f"the tracker at {self.host}:{self.port}")
+            session = self.request_session()
+            configure_threads(self.threads, session)
+            return self.time_remote(session, path, inputs)
+
     def run(self, shapes: Sequence[ConvShape], on_result: OnResult) -> None:
         """Measure each distinct shape once on some server of the key; rows go to ``on_result``."""
         todo = list(dict.fromkeys(shapes))
@@ -158,14 +202,15 @@ class TrackerRunner:
                 self._built[shape] = export_shared(executable, path, self.compiler)
             return self._built[shape]
 
-    def time_remote(self, session: Any, path: Path, shape: ConvShape) -> Measurement:
+    def time_remote(self, session: Any, path: Path, inputs: list[InputSpec]) -> Measurement:
+        """Upload ``path``, load it in a Relax VM on the board, set random inputs, time it."""
         from tvm import relax
 
         # bytes, not a path: TVM's upload(path) leaves the file open
         session.upload(bytearray(path.read_bytes()), target=path.name)
         dev = session.cuda(0) if self.device.kind == "cuda" else session.cpu(0)
         vm = relax.VirtualMachine(session.load_module(path.name), dev)
-        vm.set_input("main", *random_inputs(conv_inputs(shape), dev))
+        vm.set_input("main", *random_inputs(inputs, dev))
         return time_vm(vm, dev, self.protocol)
 
 
@@ -285,7 +330,7 @@ class _Sweep:
             self.stop.set()
             return False
         try:
-            measurement = self.runner.time_remote(session, path, shape)
+            measurement = self.runner.time_remote(session, path, conv_inputs(shape))
         except Exception as exc:  # decide below: server gone, or this layer
             if _alive(session, exc):
                 self.results.put(("failed", (shape, str(exc).strip().splitlines()[-1])))
