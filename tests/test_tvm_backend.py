@@ -91,6 +91,11 @@ def test_settings_separate_tuned_and_untuned(tmp_path) -> None:  # type: ignore[
     assert tuned["target"] == untuned["target"] and "llvm" in tuned["target"]
     other = get_backend("tvm", local, tune_trials=128, tuning_dir=tmp_path).settings()
     assert other["tuning_db"] != tuned["tuning_db"]
+    as_text = get_backend("tvm", local, tune_trials="64", tuning_dir=tmp_path).settings()
+    assert as_text == tuned  # ``-o tune_trials=64`` arrives as text
+    for bad in ("many", -1):
+        with pytest.raises(InputError, match="tune_trials"):
+            get_backend("tvm", local, tune_trials=bad)
 
 
 def test_remote_only_devices_are_refused_in_process() -> None:

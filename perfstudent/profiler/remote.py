@@ -121,7 +121,7 @@ class TrackerRunner:
     name = "tvm"
 
     def __init__(self, device: Device, tracker: str, protocol: TimingProtocol | None = None,
-                 threads: int | None = None, key: str | None = None, tune_trials: int = 0,
+                 threads: int | None = None, key: str | None = None, tune_trials: int | str = 0,
                  tuning_dir: Path | None = None, session_timeout: float = 0,
                  progress: bool = True) -> None:
         self.device = device
@@ -161,7 +161,8 @@ class TrackerRunner:
         from perfstudent.profiler.tvm_support.student import student_module
 
         mod, inputs = student_module(spec, batch=1)
-        executable = build_module(mod, self.target, self.tuning, tune_key=None)
+        executable = build_module(mod, self.target, self.tuning, tune_key=None,
+                                  tune_on=self._tune_on())
         with tempfile.TemporaryDirectory(prefix="perfstudent-rpc-") as tmp:
             path = export_shared(executable, Path(tmp) / "student.so", self.compiler)
             if server_count(connect_tracker(self.host, self.port), self.key) == 0:
@@ -185,7 +186,18 @@ class TrackerRunner:
         with tempfile.TemporaryDirectory(prefix="perfstudent-rpc-") as tmp:
             self._tmp_path = Path(tmp)
             self._built.clear()
+            if self.tuning.trials:
+                # tune first: MetaSchedule measures candidates on the same boards, which the
+                # sweep's workers would otherwise hold for its whole duration
+                self._tune_all(todo)
             _Sweep(self, todo, servers).run(on_result)
+
+    def _tune_all(self, shapes: list[ConvShape]) -> None:
+        from tqdm import tqdm
+
+        for shape in tqdm(shapes, desc=f"tune {self.key}", unit="layer",
+                          disable=not self.progress):
+            self.build(shape)
 
     # -- per-worker pieces (called from worker threads) --------------------------------------
     def request_session(self) -> Any:
@@ -198,9 +210,17 @@ class TrackerRunner:
             if shape not in self._built:
                 path = self._tmp_path / f"layer{len(self._built)}.so"
                 executable = build_module(conv_module(shape), self.target, self.tuning,
-                                          tune_key=shape.key())
+                                          tune_key=shape.key(), tune_on=self._tune_on())
                 self._built[shape] = export_shared(executable, path, self.compiler)
             return self._built[shape]
+
+    def _tune_on(self) -> tuple[Any, Any] | None:
+        """Tuning candidates are measured on the boards themselves (UNTESTED on real boards)."""
+        if self.tuning.trials == 0:
+            return None
+        from perfstudent.profiler.tvm_support.tuning import rpc_tuning
+
+        return rpc_tuning(self.host, self.port, self.key, self.compiler)
 
     def time_remote(self, session: Any, path: Path, inputs: list[InputSpec]) -> Measurement:
         """Upload ``path``, load it in a Relax VM on the board, set random inputs, time it."""

@@ -54,7 +54,7 @@ class TvmBackend(Backend):
         import tvm
 
         self.target = resolve_target(device)
-        self.tuning = TuningState(self.target, int(options.get("tune_trials", 0)),
+        self.tuning = TuningState(self.target, options.get("tune_trials", 0),
                                   options.get("tuning_dir"))
         if device.kind == "cuda":
             self.dev = tvm.cuda(0)

@@ -90,13 +90,17 @@ def fuse(mod: Any) -> Any:
 
 
 def build_module(mod: Any, target: Any, tuning: TuningState | None = None,
-                 tune_key: str | None = None) -> Any:
-    """Fuse, optionally tune/apply the MetaSchedule database, compile for ``target``."""
+                 tune_key: str | None = None, tune_on: tuple[Any, Any] | None = None) -> Any:
+    """Fuse, optionally tune/apply the MetaSchedule database, compile for ``target``.
+
+    ``tune_on``: MetaSchedule (builder, runner) for remote boards (default: this machine).
+    """
     import tvm
 
     fused = fuse(mod)
     if tuning is not None and tuning.trials > 0:
-        fused = tuning.apply(fused, tune_key)
+        builder, runner = tune_on if tune_on is not None else (None, "local")
+        fused = tuning.apply(fused, tune_key, runner=runner, builder=builder)
     elif "gpu" in [str(k) for k in target.keys]:
         fused = schedule_gpu(fused, target)
     return tvm.compile(fused, target=target)

@@ -11,9 +11,11 @@ budgets or targets never mix, and untuned rows (``tune_trials = 0``,
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,12 @@ def default_tuning_dir() -> Path:
 class TuningState:
     """The tuning configuration of a TVM backend: trials per shape and its database."""
 
-    def __init__(self, target: Any, trials: int, tuning_dir: Path | str | None = None) -> None:
+    def __init__(self, target: Any, trials: int | str, tuning_dir: Path | str | None = None,
+                 ) -> None:
+        try:  # options may arrive as text from ``-o tune_trials=64``
+            trials = int(trials)
+        except ValueError:
+            raise InputError(f"tune_trials must be an integer, got {trials!r}") from None
         if trials < 0:
             raise InputError(f"tune_trials must be >= 0, got {trials}")
         self.target = target
@@ -80,3 +87,29 @@ class TuningState:
                 self._mark_tuned(key)
         with self.target, tvm.transform.PassContext(opt_level=3):
             return relax.transform.MetaScheduleApplyDatabase(work_dir=str(self.db_dir))(fused)
+
+
+def export_cross(compiler: str, mod: Any) -> str:
+    """MetaSchedule ``f_export`` for boards: a shared object linked by ``compiler``."""
+    from tvm.support import cc
+
+    path = os.path.join(tempfile.mkdtemp(prefix="perfstudent-ms-"), "candidate.so")
+    mod.export_library(path, fcompile=cc.cross_compiler(compiler))
+    return path
+
+
+def rpc_tuning(host: str, port: int, key: str, compiler: str | None,
+               session_timeout_s: int = 120) -> tuple[Any, Any]:
+    """(builder, runner) that build here and measure candidates on the boards of ``key``.
+
+    Candidates are linked with ``compiler`` (e.g. ``aarch64-linux-gnu-g++``) in
+    MetaSchedule's builder workers (which must import perfstudent), and timed on
+    the boards by MetaSchedule's RPC runner through the same tracker.
+    """
+    from tvm.s_tir import meta_schedule as ms
+
+    f_export = functools.partial(export_cross, compiler) if compiler else None
+    builder = ms.builder.LocalBuilder(timeout_sec=BUILDER_TIMEOUT_S, f_export=f_export)
+    config = ms.runner.RPCConfig(tracker_host=host, tracker_port=port, tracker_key=key,
+                                 session_timeout_sec=session_timeout_s)
+    return builder, ms.runner.RPCRunner(rpc_config=config)
