@@ -61,8 +61,10 @@ def main() -> None:
             result[f"rows_{servers}_servers"] = [
                 {"shape": str(s), "in_process_ms": in_process[s], "rpc_ms": rows[s],
                  "ratio": rows[s] / in_process[s]} for s in shapes]
-    ratios = [r["ratio"] for r in result["rows_2_servers"]]  # type: ignore[index]
-    result["median_ratio_rpc_over_in_process"] = statistics.median(ratios)
+    for servers in (1, 2):
+        ratios = [r["ratio"] for r in result[f"rows_{servers}_servers"]]  # type: ignore[index]
+        # with 2 servers on one small machine the "boards" share cores: expect > 1 there
+        result[f"median_ratio_rpc_over_in_process_{servers}_servers"] = statistics.median(ratios)
     out = ROOT / "benchmarks" / "results" / "tvm_rpc_sweep.json"
     out.write_text(json.dumps(result, indent=1, default=str))
     print(json.dumps({k: v for k, v in result.items() if not k.startswith(("rows", "machine",
