@@ -9,8 +9,10 @@ exit code 2 (bad input) or 1 (failure). A new module registers its commands on
 
 from perfstudent.cli import (
     basic,
+    profiler,
     remote,
+    train,
 )
 from perfstudent.cli._root import AppContext, cli, main
 
-__all__ = ["AppContext", "basic", "cli", "main", "remote"]
+__all__ = ["AppContext", "basic", "cli", "main", "profiler", "remote", "train"]

@@ -1,0 +1,100 @@
+"""Does attention transfer help a thin student on Fashion-MNIST? (issue 4, benchmark 2)
+
+Trains (or reuses) a resnet20 teacher, then one thin student — every slot of
+resnet20 at 1/4 width — with AT (``distill``, β = 1000) and without
+(``distill --beta 0``, i.e. plain CE from the same initialisation and data
+order) for the same epochs, for several seeds. Writes every run directory
+under ``--runs`` and a table to ``benchmarks/results/fmnist_at.{json,md}``.
+
+CPU is scarce here, so the defaults use a 10k-image training subset
+(``train_limit``), the full 10k test set and a few epochs; the results file
+records exactly what was run.
+
+Example::
+
+    nice -n 10 python benchmarks/fmnist_at.py --teacher /work/artifacts/fmnist-teacher-resnet20 \\
+        --runs /work/artifacts/fmnist-at-runs --epochs 12 --seeds 0 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+from typing import Any
+
+from perfstudent.distill.runs import load_run
+from perfstudent.distill.trainer import TrainConfig, run_training
+from perfstudent.students import full_spec
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _train(config: TrainConfig) -> dict[str, Any]:
+    out = Path(config.out)
+    if (out / "summary.json").is_file() and load_run(out).summary.get("finished"):
+        return load_run(out).summary  # reuse a finished run
+    config.resume = (out / "config.json").is_file()
+    run_training(config)
+    return load_run(out).summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--teacher", type=Path, default=Path("/work/artifacts/fmnist-teacher-resnet20"))
+    ap.add_argument("--runs", type=Path, default=Path("/work/artifacts/fmnist-at-runs"))
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--teacher-epochs", type=int, default=12)
+    ap.add_argument("--train-limit", type=int, default=10_000)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    common = dict(data="fashion-mnist", train_limit=args.train_limit, threads=args.threads, progress=False)
+    teacher = _train(TrainConfig(out=args.teacher, arch="resnet20", epochs=args.teacher_epochs, seed=0,
+                                 **common))  # type: ignore[arg-type]
+    base = full_spec("resnet20", 28, 1, 10)
+    thin = base.with_widths({s: max(1, w // 4) for s, w in base.widths.items()})
+    args.runs.mkdir(parents=True, exist_ok=True)
+    thin.save(args.runs / "thin-spec.json")
+    rows = []
+    for seed in args.seeds:
+        for beta in (0.0, 1000.0):
+            out = args.runs / f"thin-beta{int(beta)}-seed{seed}"
+            s = _train(TrainConfig(out=out, kind="distill", spec=args.runs / "thin-spec.json",
+                                   teacher=args.teacher, beta=beta, epochs=args.epochs, seed=seed,
+                                   **common))  # type: ignore[arg-type]
+            rows.append({"seed": seed, "beta": beta, "final_test_acc": s["final_test_acc"],
+                         "best_test_acc": s["best_test_acc"], "run": str(out)})
+            _write(args, teacher, thin.to_dict(), rows)
+
+
+def _write(args: argparse.Namespace, teacher: dict[str, Any], thin: dict[str, Any],
+           rows: list[dict[str, Any]]) -> None:
+    by_beta: dict[float, list[float]] = {}
+    for row in rows:
+        by_beta.setdefault(row["beta"], []).append(row["final_test_acc"])
+    result = {
+        "what": "resnet20 teacher vs thin resnet20 student (slots at 1/4 width), Fashion-MNIST, "
+                "with (beta=1000) and without (beta=0) attention transfer",
+        "settings": {"train_limit": args.train_limit, "test_images": 10_000, "epochs": args.epochs,
+                     "teacher_epochs": args.teacher_epochs, "seeds": args.seeds, "threads": args.threads,
+                     "optimizer": "SGD lr 0.1 momentum 0.9 wd 5e-4, cosine, batch 128"},
+        "teacher": {"path": str(args.teacher), "final_test_acc": teacher["final_test_acc"],
+                    "best_test_acc": teacher["best_test_acc"], "params": teacher["params"]},
+        "student_spec": thin,
+        "runs": rows,
+        "mean_final_test_acc": {str(b): statistics.mean(v) for b, v in by_beta.items()},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "fmnist_at.json").write_text(json.dumps(result, indent=2) + "\n")
+    lines = ["| student | seed | final test acc | best test acc |", "| --- | --- | --- | --- |"]
+    lines += [f"| {'AT β=1000' if r['beta'] else 'no AT (β=0)'} | {r['seed']} | {r['final_test_acc']:.4f} "
+              f"| {r['best_test_acc']:.4f} |" for r in rows]
+    lines.append(f"\nteacher resnet20: final {teacher['final_test_acc']:.4f}, "
+                 f"best {teacher['best_test_acc']:.4f}")
+    (RESULTS / "fmnist_at.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Profiler commands: ``profile``, ``measure`` and the ``lut`` group."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from perfstudent.cli._root import cli
+from perfstudent.errors import InputError
+
+LUT_OPTION = click.option("--lut", "lut_path", type=click.Path(path_type=Path), default=None,
+                          help="LUT file (default: $PERFSTUDENT_LUT or the user data directory).")
+
+
+def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``KEY=VALUE`` backend options (e.g. ``opt_level=all``, ``memory_format=channels_last``)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InputError(f"backend option {pair!r} is not KEY=VALUE")
+        out[key.replace("-", "_")] = value
+    return out
+
+
+def _tvm_options(options: dict[str, Any], backend: str, tune_trials: int,
+                 lut_path: Path | None) -> dict[str, Any]:
+    """Add ``--tune-trials`` (tvm only); the tuning database goes next to ``--lut``."""
+    if tune_trials == 0:
+        return options
+    if backend != "tvm":
+        raise InputError(f"--tune-trials applies to --backend tvm, not {backend}")
+    out = options | {"tune_trials": tune_trials}
+    if lut_path is not None:
+        out.setdefault("tuning_dir", Path(lut_path).parent / "tvm-tuning")
+    return out
+
+
+TUNE_OPTION = click.option(
+    "--tune-trials", type=click.IntRange(min=0), default=0, show_default=True,
+    help="tvm: MetaSchedule trials per shape (0 = untuned; untuned TVM latencies are tens of "
+         "times too slow to plan with).")
+
+
+def _protocol(name: str) -> Any:
+    from perfstudent.profiler.measure import PROTOCOLS
+
+    return PROTOCOLS[name]
+
+
+def target_options(f: Any) -> Any:
+    """--device, --backend, --threads, --option, --protocol."""
+    from perfstudent.profiler.measure import PROTOCOLS
+
+    for deco in reversed([
+        click.option("--device", default="local", show_default=True, help="Device name."),
+        click.option("--backend", default="onnxruntime", show_default=True,
+                     help="torch | onnxruntime | tvm."),
+        click.option("--threads", type=int, default=1, show_default=True, help="Threads."),
+        click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+                     help="Backend setting, e.g. opt_level=all or memory_format=channels_last."),
+        click.option("--protocol", "protocol_name", type=click.Choice(list(PROTOCOLS)),
+                     default="default", show_default=True, help="Timing protocol."),
+    ]):
+        f = deco(f)
+    return f
+
+
+def _family_spec(arch: str, input_size: int | None, in_channels: int | None,
+                 num_classes: int | None) -> Any:
+    from perfstudent.students import full_spec
+
+    return full_spec(arch, input_size, in_channels, num_classes)
+
+
+@cli.command()
+@target_options
+@click.option("--arch", required=True, help="Family to sweep (e.g. resnet20, resnet56, resnet18).")
+@click.option("--input-size", type=int, default=None, help="Input resolution (family default).")
+@click.option("--in-channels", type=int, default=None, help="Input channels (family default).")
+@click.option("--num-classes", type=int, default=None, help="Classes (family default).")
+@click.option("--exhaustive", is_flag=True, help="Measure every width instead of adaptively.")
+@click.option("--tolerance", type=click.FloatRange(0.0, 1.0), default=0.03, show_default=True,
+              help="Adaptive sweep: relative difference treated as flat/linear.")
+@click.option("--tracker", default=None, metavar="HOST:PORT", help="TVM RPC tracker for remote boards.")
+@TUNE_OPTION
+@LUT_OPTION
+@click.option("--json", "as_json", is_flag=True, help="Print the sweep report as JSON.")
+def profile(device: str, backend: str, threads: int, options: tuple[str, ...], protocol_name: str,
+            arch: str, input_size: int | None, in_channels: int | None, num_classes: int | None,
+            exhaustive: bool, tolerance: float, tracker: str | None, tune_trials: int,
+            lut_path: Path | None, as_json: bool) -> None:
+    """Sweep every conv shape a family's students can have into the LUT.
+
+    Rows already in the LUT are skipped, so a killed sweep resumes when re-run.
+
+    \b
+    Example:
+      perfstudent profile --device local --backend onnxruntime --arch resnet56 --threads 1
+      perfstudent profile --backend torch --arch resnet20 --exhaustive --lut r20.sqlite
+      perfstudent profile --device pi4 --backend tvm --tracker 192.168.1.10:9190 \\
+          --arch resnet20 --tune-trials 256
+    """
+    from perfstudent.lut import LatencyTable
+    from perfstudent.profiler.runner import make_runner
+    from perfstudent.profiler.sweep import SweepConfig, sweep
+
+    config = SweepConfig(arch, input_size, in_channels, num_classes, exhaustive=exhaustive,
+                         tolerance=tolerance)
+    _family_spec(arch, input_size, in_channels, num_classes)  # validate before touching anything
+    runner = make_runner(device, backend, _protocol(protocol_name), threads, tracker,
+                         **_tvm_options(_options(options), backend, tune_trials, lut_path))
+    try:
+        with LatencyTable.open(lut_path) as table:
+            report = sweep(table, runner, config)
+            path = table.path
+    finally:
+        runner.close()
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+        return
+    click.echo(f"{arch}: measured {report.measured} shapes ({report.skipped} already in the LUT), "
+               f"{report.rounds} rounds, {report.wall_s:.1f} s (timed {report.timed_s:.1f} s); "
+               f"overhead {report.overhead_ms:+.3f} ms; LUT {path}")
+
+
+@cli.command()
+@target_options
+@click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None,
+              help="WidthSpec JSON.")
+@click.option("--plan", "plan_path", type=click.Path(path_type=Path), default=None,
+              help="Plan JSON (its spec is measured).")
+@click.option("--json", "as_json", is_flag=True, help="Print the Measurement as JSON.")
+def measure(device: str, backend: str, threads: int, options: tuple[str, ...], protocol_name: str,
+            spec_path: Path | None, plan_path: Path | None, as_json: bool) -> None:
+    """Time a whole student end to end with the LUT's timing protocol.
+
+    \b
+    Example:
+      perfstudent measure --device local --backend onnxruntime --spec spec.json
+      perfstudent measure --backend torch --plan plan.json --json
+    """
+    from perfstudent.profiler.measure import measure_spec
+    from perfstudent.students import WidthSpec
+
+    if (spec_path is None) == (plan_path is None):
+        raise InputError("give exactly one of --spec or --plan")
+    spec = WidthSpec.load(spec_path or plan_path)  # type: ignore[arg-type]
+    m = measure_spec(spec, device, backend, threads, protocol=_protocol(protocol_name),
+                     **_options(options))
+    if as_json:
+        click.echo(json.dumps({"device": device, "backend": backend, "threads": threads,
+                               "spec": spec.to_dict(), "measurement": m.to_dict()}, indent=2))
+        return
+    click.echo(f"{spec.family} @{spec.input_size}: {m.median_ms:.4f} ms median "
+               f"(p10 {m.p10_ms:.4f}, p90 {m.p90_ms:.4f}, IQR/median {m.rel_iqr:.1%}"
+               f"{', NOISY' if m.noisy else ''}) on {device}/{backend}/t{threads}")
+
+
+from perfstudent.cli import lut_commands as _lut_commands  # noqa: E402,F401  (registers `lut`)

@@ -1,0 +1,157 @@
+"""PyTorch eager backend: ``torch.inference_mode``, explicit threads, optional channels-last.
+
+A ConvShape runs as :class:`ShapeModule`: the conv (BN folded into its weights,
+so it has a bias) followed by the eager epilogue ops (``+ residual``, ReLU).
+A whole student runs the same way: ``torch.fx`` folds every BN into its conv
+(``torch.fx.experimental.optimization.fuse``), ReLU and additions stay eager ops,
+so the sum of layer rows and the network execute the same kernels.
+
+On a CUDA device blocks are timed with CUDA events after a synchronise; that
+path is written but was not run on this CPU-only machine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from perfstudent.errors import InputError
+from perfstudent.profiler.backends import Backend, register_backend
+from perfstudent.profiler.timing import cpu_block_timer, time_callable
+
+if TYPE_CHECKING:
+    from perfstudent.convshape import ConvShape
+    from perfstudent.profiler.devices import Device
+    from perfstudent.profiler.measurement import Measurement, TimingProtocol
+    from perfstudent.students.widthspec import WidthSpec
+
+MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+class ShapeModule(nn.Module):
+    """One ConvShape: conv2d/linear with a bias when BN is folded, then add and ReLU."""
+
+    def __init__(self, shape: ConvShape) -> None:
+        super().__init__()
+        bias = shape.bias or "bn" in shape.epilogue
+        self.op: nn.Module
+        if shape.op == "linear":
+            self.op = nn.Linear(shape.cin, shape.cout, bias=bias)
+        else:
+            self.op = nn.Conv2d(shape.cin, shape.cout, shape.kernel, shape.stride, shape.padding,
+                                groups=shape.groups, bias=bias)
+        self.add = "add" in shape.epilogue
+        self.relu = "relu" in shape.epilogue
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.op(x)
+        if residual is not None:
+            out = out + residual
+        return torch.relu(out) if self.relu else out
+
+
+def shape_inputs(shape: ConvShape, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
+    """Random inputs of ``shape``: x, and the residual for ``add`` epilogues."""
+    if shape.op == "linear":
+        return [torch.randn(shape.batch, shape.cin, dtype=dtype)]
+    inputs = [torch.randn(shape.batch, shape.cin, shape.height, shape.width, dtype=dtype)]
+    if "add" in shape.epilogue:
+        inputs.append(torch.randn(shape.batch, shape.cout, shape.out_height, shape.out_width,
+                                  dtype=dtype))
+    return inputs
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """The eval-mode model with every conv→BN pair folded into the conv (torch.fx)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        # the fx optimisation module touches torch.jit, which announces its deprecation
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from torch.fx.experimental.optimization import fuse
+
+        return fuse(model.eval(), inplace=False)
+
+
+@register_backend
+class TorchBackend(Backend):
+    """PyTorch eager. Options: ``memory_format`` (contiguous|channels_last), ``dtype``."""
+
+    name = "torch"
+
+    def __init__(self, device: Device, threads: int | None = None, **options: Any) -> None:
+        super().__init__(device, threads, **options)
+        unknown = set(options) - {"memory_format", "dtype", "cudnn_benchmark"}
+        if unknown:
+            raise InputError(f"unknown torch backend options: {', '.join(sorted(unknown))}")
+        self.memory_format = str(options.get("memory_format", "contiguous"))
+        if self.memory_format not in MEMORY_FORMATS:
+            raise InputError(f"memory_format must be one of {', '.join(MEMORY_FORMATS)}, "
+                             f"got {self.memory_format!r}")
+        self.dtype = str(options.get("dtype", "float32"))
+        if self.dtype not in DTYPES:
+            raise InputError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        self.cudnn_benchmark = bool(options.get("cudnn_benchmark", False))
+        if device.kind == "cuda" and not torch.cuda.is_available():
+            raise InputError(f"device {device.name!r} needs CUDA, which this torch cannot see")
+        self.torch_device = torch.device("cuda" if device.kind == "cuda" else "cpu")
+
+    def version(self) -> str:
+        return str(torch.__version__)
+
+    def settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {"threads": self.threads, "memory_format": self.memory_format,
+                                    "dtype": self.dtype, "mode": "eager+inference_mode",
+                                    "device": self.torch_device.type}
+        if self.torch_device.type == "cuda":
+            settings["cudnn_benchmark"] = self.cudnn_benchmark
+            settings["cuda"] = torch.version.cuda
+        return settings
+
+    def _prepare(self, module: nn.Module, inputs: list[torch.Tensor]) -> Callable[[], object]:
+        torch.set_num_threads(self.threads)
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark
+        fmt = MEMORY_FORMATS[self.memory_format]
+        dtype = DTYPES[self.dtype]
+        module = module.eval().to(self.torch_device, dtype)
+        if fmt is torch.channels_last:
+            module = module.to(memory_format=fmt)  # type: ignore[call-overload]
+        moved = [t.to(self.torch_device, dtype) for t in inputs]
+        moved = [t.contiguous(memory_format=fmt) if t.dim() == 4 else t for t in moved]
+
+        def call() -> object:
+            with torch.inference_mode():
+                return module(*moved)
+
+        return call
+
+    def _block_timer(self) -> Callable[[Callable[[], object], int], float]:
+        return cuda_block_timer if self.torch_device.type == "cuda" else cpu_block_timer
+
+    def time_shape(self, shape: ConvShape, protocol: TimingProtocol) -> Measurement:
+        call = self._prepare(ShapeModule(shape), shape_inputs(shape))
+        return time_callable(call, protocol, self._block_timer())
+
+    def time_model(self, spec: WidthSpec, protocol: TimingProtocol,
+                   model: nn.Module | None = None) -> Measurement:
+        from perfstudent.students import build
+
+        model = fold_batchnorm(build(spec) if model is None else model)
+        example = torch.randn(1, spec.in_channels, spec.input_size, spec.input_size)
+        return time_callable(self._prepare(model, [example]), protocol, self._block_timer())
+
+
+def cuda_block_timer(fn: Callable[[], object], inner: int) -> float:
+    """Seconds of ``inner`` back-to-back calls on the GPU, measured with CUDA events."""
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(inner):
+        fn()
+    end.record()
+    end.synchronize()
+    return float(start.elapsed_time(end)) / 1e3

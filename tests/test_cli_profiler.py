@@ -1,0 +1,140 @@
+"""CLI: profile, measure and lut show/export/import/merge/validate, incl. every bad-input path."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from perfstudent.cli import cli
+from perfstudent.students import full_spec
+
+TINY = ["--arch", "resnet20", "--input-size", "8", "--protocol", "smoke", "--tolerance", "1.0"]
+
+
+def rows(path: Path) -> list[tuple[str, str, float]]:
+    with sqlite3.connect(path) as conn:
+        return sorted(conn.execute("SELECT fingerprint, shape, median_ms FROM rows"))
+
+
+@pytest.fixture(scope="module")
+def lut(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small real LUT: resnet20 at 8x8, coarse grid only, smoke protocol (a few seconds)."""
+    path = tmp_path_factory.mktemp("lut") / "lut.sqlite"
+    result = CliRunner().invoke(cli, ["profile", *TINY, "--lut", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    return path
+
+
+def test_profile_report_and_rerun_measures_nothing(lut: Path) -> None:
+    before = rows(lut)
+    result = CliRunner().invoke(cli, ["profile", *TINY, "--lut", str(lut), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["measured"] == 0 and report["skipped"] > 0 and rows(lut) == before
+
+
+def test_lut_show(lut: Path) -> None:
+    result = CliRunner().invoke(cli, ["lut", "show", "--lut", str(lut), "--json"])
+    assert result.exit_code == 0, result.output
+    (fp,) = json.loads(result.stdout)["fingerprints"]
+    (sw,) = fp["sweeps"]
+    assert fp["rows"] == sw["measured"] and sw["answerable"] == sw["total"] > sw["measured"]
+    text = CliRunner().invoke(cli, ["lut", "show", "--lut", str(lut)])
+    assert "resnet20 @8 (adaptive)" in text.output and "overhead" in text.output
+
+
+def test_measure_and_validate(lut: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    full_spec("resnet20", 8).with_widths({"layer3.2": 7}).save(spec)
+    result = CliRunner().invoke(cli, ["measure", "--spec", str(spec), "--protocol", "smoke", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["measurement"]["median_ms"] > 0
+    result = CliRunner().invoke(cli, ["lut", "validate", "--arch", "resnet20", "--input-size", "8",
+                                      "--samples", "3", "--protocol", "smoke", "--lut", str(lut), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["samples"] == 3 and len(report["students"]) == 3
+    assert 0 <= report["within_5pct"] <= report["within_10pct"] <= 1
+
+
+def test_export_import_merge(lut: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.csv"
+    assert CliRunner().invoke(cli, ["lut", "export", "--lut", str(lut), "--format", "csv",
+                                    "--out", str(out)]).exit_code == 0
+    dst = tmp_path / "dst.sqlite"
+    result = CliRunner().invoke(cli, ["lut", "import", str(out), "--lut", str(dst)])
+    assert result.exit_code == 0 and "added" in result.output, result.output
+    assert rows(dst) == rows(lut)
+    merged = tmp_path / "merged.sqlite"
+    assert CliRunner().invoke(cli, ["lut", "merge", str(lut), "--lut", str(merged)]).exit_code == 0
+    assert rows(merged) == rows(lut)
+
+
+def _fails_cleanly(args: list[str], lut: Path | None = None, match: str = "") -> str:
+    before = lut.read_bytes() if lut is not None and lut.exists() else None
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output
+    assert match in lines[0], lines[0]
+    if before is not None:
+        assert lut is not None and lut.read_bytes() == before
+    return lines[0]
+
+
+@pytest.mark.parametrize(("args", "match"), [
+    (["--device", "mars"], "unknown device 'mars'"),
+    (["--backend", "nope"], "unknown backend 'nope'"),
+    (["-o", "opt_level=max"], "opt_level must be one of"),
+])
+def test_profile_bad_target_leaves_lut_intact(lut: Path, args: list[str], match: str) -> None:
+    _fails_cleanly(["profile", *TINY, "--lut", str(lut), *args], lut, match)
+
+
+def test_profile_unknown_arch(lut: Path) -> None:
+    _fails_cleanly(["profile", "--arch", "resnet7", "--lut", str(lut)], lut, "unknown family 'resnet7'")
+
+
+def test_other_fingerprint_is_refused(lut: Path) -> None:
+    _fails_cleanly(["lut", "validate", "--arch", "resnet20", "--input-size", "8", "--threads", "2",
+                    "--lut", str(lut)], lut, "threads 1 vs 2")
+
+
+def test_corrupt_and_foreign_luts(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.sqlite"
+    bad.write_text("not a database\n")
+    _fails_cleanly(["profile", *TINY, "--lut", str(bad)], bad, "not an SQLite file")
+    _fails_cleanly(["lut", "show", "--lut", str(bad)], bad, "not an SQLite file")
+    foreign = tmp_path / "foreign.sqlite"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE t (x)")
+    _fails_cleanly(["lut", "show", "--lut", str(foreign)], foreign, "missing tables")
+
+
+def test_unwritable_and_missing_paths(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    _fails_cleanly(["profile", *TINY, "--lut", str(tmp_path / "file" / "lut.sqlite")],
+                   match="cannot create LUT directory")
+    _fails_cleanly(["lut", "show", "--lut", str(tmp_path / "none.sqlite")], match="no LUT at")
+    _fails_cleanly(["lut", "import", str(tmp_path / "none.csv"), "--lut", str(tmp_path / "l.sqlite")],
+                   match="no such file")
+
+
+def test_merge_conflict_leaves_lut_intact(lut: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other.sqlite"
+    other.write_bytes(lut.read_bytes())
+    with sqlite3.connect(other) as conn:
+        conn.execute("UPDATE rows SET measurement = replace(measurement, '\"samples\"', "
+                     "'\"samples\"') || '', median_ms = median_ms * 2")
+        conn.execute("UPDATE rows SET measurement = json_set(measurement, '$.median_ms', median_ms)")
+    target = tmp_path / "target.sqlite"
+    target.write_bytes(lut.read_bytes())
+    _fails_cleanly(["lut", "merge", str(other), "--lut", str(target)], target, "conflict")
+
+
+def test_measure_needs_one_input() -> None:
+    _fails_cleanly(["measure"], match="exactly one of --spec or --plan")
