@@ -64,3 +64,25 @@ def test_tracker_on_a_busy_port_is_exit_2(runner: CliRunner) -> None:
         sock.listen()
         result = runner.invoke(cli, ["tracker", "--port", str(sock.getsockname()[1])])
     assert result.exit_code == 2 and "already listens" in result.output
+
+
+def test_profile_pi4_off_the_board_says_both_ways(runner: CliRunner) -> None:
+    from perfstudent.profiler.board import on_raspberry_pi4
+
+    if on_raspberry_pi4():
+        pytest.skip("this machine is a Raspberry Pi 4")
+    result = runner.invoke(cli, ["profile", "--device", "pi4", "--backend", "tvm",
+                                 "--arch", "resnet20"])
+    assert result.exit_code == 2 and result.output.count("error:") == 1
+    assert "on the board itself" in result.output and "--tracker HOST:PORT" in result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--backend", "torch", "--tune-trials", "4"], "applies to --backend tvm"),
+    (["--backend", "onnxruntime", "--tracker", "127.0.0.1:9"], "needs --backend tvm"),
+    (["--backend", "tvm", "--tracker", "nonsense"], "HOST:PORT"),
+    (["--backend", "tvm", "--tune-trials", "-1"], "-1"),
+])
+def test_profile_remote_bad_inputs(runner: CliRunner, args: list[str], message: str) -> None:
+    result = runner.invoke(cli, ["profile", "--arch", "resnet20", "--device", "pi4", *args])
+    assert result.exit_code == 2 and message in result.output

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import collections
+import json
+import sqlite3
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from perfstudent.cli import cli
 from perfstudent.convshape import ConvShape
 from perfstudent.errors import InputError, PerfStudentError
 from perfstudent.profiler.devices import Device, get_device
@@ -106,3 +111,29 @@ def test_make_tracker_runner_checks_backend_and_options() -> None:
     runner = make_tracker_runner("127.0.0.1:9190", pi4, "tvm", FAST, tune_trials=8)
     assert runner.key == "pi4" and runner.threads == 4 and runner.compiler == "aarch64-linux-gnu-g++"
     assert runner.settings()["tune_trials"] == 8 and "cortex-a72" in runner.settings()["target"]
+
+
+@pytest.mark.slow
+def test_profile_command_through_the_tracker(tracker_port: int, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``perfstudent profile --backend tvm --tracker`` fills the local LUT from two servers."""
+    devices = tmp_path / "devices.toml"
+    target = get_device("x86").tvm_target
+    assert isinstance(target, dict)
+    devices.write_text('[devices.rig]\nreach = "rpc"\nrpc_key = "rig"\n'
+                       f'tvm_target = {{ kind = "llvm", mcpu = "{target.get("mcpu", "generic")}" }}\n')
+    monkeypatch.setenv("PERFSTUDENT_DEVICES", str(devices))
+    lut = tmp_path / "lut.sqlite"
+    args = ["profile", "--device", "rig", "--backend", "tvm", "--tracker",
+            f"127.0.0.1:{tracker_port}", "--arch", "resnet20", "--input-size", "8",
+            "--protocol", "smoke", "--tolerance", "1.0", "--lut", str(lut), "--json"]
+    with rpc_servers.servers(tracker_port, "rig", 2):
+        first = CliRunner().invoke(cli, args)
+        assert first.exit_code == 0, first.output
+        again = CliRunner().invoke(cli, args)
+    report = json.loads(first.stdout)
+    assert report["measured"] > 0 and json.loads(again.stdout)["measured"] == 0
+    with sqlite3.connect(lut) as conn:
+        (fps,) = conn.execute("SELECT COUNT(DISTINCT fingerprint) FROM rows").fetchone()
+        (count,) = conn.execute("SELECT COUNT(*) FROM rows").fetchone()
+    assert fps == 1 and count == report["measured"]
