@@ -11,8 +11,9 @@ from perfstudent.cli import (
     basic,
     planning,
     profiler,
+    remote,
     train,
 )
 from perfstudent.cli._root import AppContext, cli, main
 
-__all__ = ["AppContext", "basic", "cli", "main", "planning", "profiler", "train"]
+__all__ = ["AppContext", "basic", "cli", "main", "planning", "profiler", "remote", "train"]
