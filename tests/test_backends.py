@@ -131,7 +131,6 @@ def test_cuda_device_is_a_clear_error_without_a_gpu() -> None:
         get_backend("torch", cuda)
 
 
-
 @pytest.mark.parametrize("name", ["torch", "onnxruntime"])
 def test_thread_cpu_clock(name: str) -> None:
     dev = get_device("local")
