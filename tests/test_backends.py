@@ -125,5 +125,21 @@ def test_timer_agrees_with_torch_benchmark() -> None:
 def test_cuda_device_is_a_clear_error_without_a_gpu() -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible: the error path does not apply")
-    with pytest.raises(InputError, match="no CUDA GPU"):
-        get_device("cuda")
+    cuda = get_device("cuda")  # listed (TVM cross-builds, RPC key) but not runnable here
+    assert cuda.kind == "cuda" and cuda.properties["present"] is False
+    with pytest.raises(InputError, match="needs CUDA"):
+        get_backend("torch", cuda)
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
+def test_thread_cpu_clock(name: str) -> None:
+    dev = get_device("local")
+    backend = get_backend(name, dev, 1, clock="thread_cpu")
+    fp = Fingerprint.for_backend(backend)
+    assert fp.settings["clock"] == "thread_cpu"
+    assert "clock" not in Fingerprint.for_backend(get_backend(name, dev, 1)).settings
+    assert backend.time_shape(SHAPES[0], FAST).median_ms > 0
+    with pytest.raises(InputError, match="needs --threads 1"):
+        get_backend(name, dev, 2, clock="thread_cpu")
+    with pytest.raises(InputError, match="clock must be one of"):
+        get_backend(name, dev, 1, clock="sundial")

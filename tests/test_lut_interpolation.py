@@ -72,3 +72,16 @@ def test_predict_is_layer_sum_plus_overhead() -> None:
     assert pred.overhead_ms == 0.25 and len(pred.per_layer) == len(layers)
     with pytest.raises(InputError, match="overhead"):
         LatencyView(fingerprint(), rows).predict(spec)
+
+
+def test_random_spec_distributions() -> None:
+    from perfstudent.lut.validate import random_specs, spearman
+
+    base = full_spec("resnet20")
+    for dist in ("uniform", "scaled"):
+        specs = random_specs(base, 20, seed=1, distribution=dist)
+        assert all(1 <= w <= base.widths[s] for spec in specs for s, w in spec.widths.items())
+        assert specs == random_specs(base, 20, seed=1, distribution=dist)
+    with pytest.raises(InputError):
+        random_specs(base, 2, distribution="normal")
+    assert spearman([1.0, 2.0, 3.0], [10.0, 30.0, 20.0]) == pytest.approx(0.5)

@@ -11,9 +11,22 @@ from perfstudent.cli import (
     basic,
     experiment,
     fronts,
+    planning,
     profiler,
+    remote,
     train,
 )
 from perfstudent.cli._root import AppContext, cli, main
 
-__all__ = ["AppContext", "basic", "cli", "experiment", "fronts", "main", "profiler", "train"]
+__all__ = [
+    "AppContext",
+    "basic",
+    "cli",
+    "experiment",
+    "fronts",
+    "main",
+    "planning",
+    "profiler",
+    "remote",
+    "train",
+]

@@ -7,14 +7,17 @@ Rounds over a :class:`~perfstudent.profiler.runner.Runner`:
    ``exhaustive``);
 2. adaptive rounds: per slot, ``T_slot(w) = Σ rows of its layers at width w``. An open
    interval ``(a, b)`` of measured widths (``b - a > 1``) is closed as *flat* when
-   ``|T_slot(b) - T_slot(a)| <= tolerance · max(T_slot(a), T_slot(b))``; otherwise its
+   ``|T_slot(b) - T_slot(a)| <= tol · max(T_slot(a), T_slot(b))``; otherwise its
    midpoint ``m`` is measured. Next round, if ``T_slot(m)`` lies within
-   ``tolerance · T_slot(m)`` of the chord between ``a`` and ``b``, both halves are probed
+   ``tol · T_slot(m)`` of the chord between ``a`` and ``b``, both halves are probed
    once more and closed as *linear* if their midpoints are on their chords too;
    otherwise the halves are opened like any interval. All slots' midpoints form one round; it
    stops when no interval is open. A step inside an interval puts its midpoint off
    the chord (or makes the ends differ), so steps are bisected down to adjacent
    widths, while flat and linear stretches cost one or two measurements.
+   ``tol`` is ``SweepConfig.tolerance`` or, if larger, the noise of the rows involved:
+   half of ``Σ IQR / Σ median`` of the slot's layers at that width (differences
+   within the noise are not chased).
 3. the overhead term of the family's context (see :mod:`perfstudent.lut.view`):
    the full network timed end to end at uniform width fractions 1, 1/2, 1/4, minus
    the sum of its layer rows; the median residual is stored.
@@ -106,13 +109,14 @@ Interval = tuple[int, int]
 Probes = dict[Interval, tuple[int, bool]]
 
 
-def _probe(intervals: list[tuple[Interval, bool]], cost: dict[int, float], tolerance: float) -> Probes:
+def _probe(intervals: list[tuple[Interval, bool]], cost: dict[int, float],
+           tol: dict[int, float]) -> Probes:
     """Midpoints of the intervals that are neither flat nor without interior widths."""
     return {(a, b): ((a + b) // 2, confirming) for (a, b), confirming in intervals
-            if b - a > 1 and abs(cost[b] - cost[a]) > tolerance * max(cost[a], cost[b])}
+            if b - a > 1 and abs(cost[b] - cost[a]) > max(tol[a], tol[b]) * max(cost[a], cost[b])}
 
 
-def _split(probes: Probes, cost: dict[int, float], tolerance: float) -> Probes:
+def _split(probes: Probes, cost: dict[int, float], tol: dict[int, float]) -> Probes:
     """One adaptive step for a slot, given the costs at last round's midpoints.
 
     A midpoint on the chord (within ``tolerance``) of a *confirming* interval closes it
@@ -123,10 +127,10 @@ def _split(probes: Probes, cost: dict[int, float], tolerance: float) -> Probes:
     halves: list[tuple[Interval, bool]] = []
     for (a, b), (m, confirming) in probes.items():
         chord = cost[a] + (cost[b] - cost[a]) * (m - a) / (b - a)
-        on_chord = abs(cost[m] - chord) <= tolerance * cost[m]
+        on_chord = abs(cost[m] - chord) <= max(tol[a], tol[m], tol[b]) * cost[m]
         if not (on_chord and confirming):
             halves += [((a, m), on_chord), ((m, b), on_chord)]
-    return _probe(halves, cost, tolerance)
+    return _probe(halves, cost, tol)
 
 
 class _Sweep:
@@ -157,8 +161,12 @@ class _Sweep:
             self.bar.set_postfix_str(f"round {self.report.rounds}")
             self.runner.run(todo, self._store)
 
-    def slot_cost(self, view: LatencyView, slot: str, width: int) -> float:
-        return sum(view.rows[s] for s in self.shapes(slot, width))
+    def slot_cost(self, view: LatencyView, slot: str, width: int) -> tuple[float, float]:
+        """(T_slot(w) in ms, its tolerance: max(config, half the slot's relative IQR))."""
+        shapes = self.shapes(slot, width)
+        cost = sum(view.rows[s] for s in shapes)
+        iqr = sum(view.measurements[s].iqr_ms for s in shapes)
+        return cost, max(self.config.tolerance, 0.5 * iqr / cost if cost > 0 else 0.0)
 
     def run(self) -> SweepReport:
         fam = get_family(self.config.family)
@@ -177,11 +185,12 @@ class _Sweep:
             if self.config.exhaustive:
                 break
             view = LatencyView(self.fp, self.table.rows(self.fp))
-            costs = {slot: {w: self.slot_cost(view, slot, w) for w in ws} for slot, ws in widths.items()}
-            tol = self.config.tolerance
-            probes = ({slot: _probe([(iv, False) for iv in itertools.pairwise(ws)], costs[slot], tol)
+            both = {slot: {w: self.slot_cost(view, slot, w) for w in ws} for slot, ws in widths.items()}
+            costs = {slot: {w: c for w, (c, _) in d.items()} for slot, d in both.items()}
+            tols = {slot: {w: t for w, (_, t) in d.items()} for slot, d in both.items()}
+            probes = ({slot: _probe([(iv, False) for iv in itertools.pairwise(ws)], costs[slot], tols[slot])
                        for slot, ws in widths.items()} if probes is None
-                      else {slot: _split(p, costs[slot], tol) for slot, p in probes.items()})
+                      else {slot: _split(p, costs[slot], tols[slot]) for slot, p in probes.items()})
             pending = {slot: sorted({m for m, _ in p.values()}) for slot, p in probes.items() if p}
             for slot, mids in pending.items():
                 widths[slot] = sorted(set(widths[slot]) | set(mids))
