@@ -9,6 +9,8 @@ exit code 2 (bad input) or 1 (failure). A new module registers its commands on
 
 from perfstudent.cli import (
     basic,
+    experiment,
+    fronts,
     planning,
     profiler,
     remote,
@@ -16,4 +18,15 @@ from perfstudent.cli import (
 )
 from perfstudent.cli._root import AppContext, cli, main
 
-__all__ = ["AppContext", "basic", "cli", "main", "planning", "profiler", "remote", "train"]
+__all__ = [
+    "AppContext",
+    "basic",
+    "cli",
+    "experiment",
+    "fronts",
+    "main",
+    "planning",
+    "profiler",
+    "remote",
+    "train",
+]
