@@ -138,3 +138,20 @@ def test_pi4_without_tracker_says_both_ways() -> None:
         require_reachable(pi4, tracker=None)
     assert "on the board itself" in str(info.value) and "--tracker HOST:PORT" in str(info.value)
     require_reachable(pi4, tracker="127.0.0.1:9190")  # no error with a tracker
+
+
+def test_runs_on_a_pi4_are_guarded(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from perfstudent.profiler.board import guard_on_board
+
+    on_board = replace(get_device("pi4"), reach="local")  # as the descriptor reads on a Pi
+    inner = NumpyRunner()
+    board = Board(str(_fake_vcgencmd(tmp_path, ["ok"])), FIX / "thermal_zone0_temp")
+    guarded = guard_on_board(inner, on_board, FIX / "model-rpi4b", board)
+    assert isinstance(guarded, ThrottleGuardRunner) and guarded.inner is inner
+    got: list[ConvShape] = []
+    guarded.run(SHAPES[:2], lambda s, m: got.append(s))
+    assert got == SHAPES[:2]
+    assert guard_on_board(inner, on_board, FIX / "model-rpi3b", board) is inner
+    assert guard_on_board(inner, get_device("local"), FIX / "model-rpi4b", board) is inner

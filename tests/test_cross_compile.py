@@ -83,3 +83,21 @@ def test_pi4_kernel_under_qemu_matches_pytorch(shape: ConvShape, tmp_path: Path)
     arrays = [rng.standard_normal(dims).astype(np.float32) for _n, dims, _t in conv_inputs(shape)]
     got = run_kernel_emulated(kernel, runner, shape, arrays)
     np.testing.assert_allclose(got, torch_reference(shape, arrays), atol=1e-4, rtol=1e-4)
+
+
+@needs_cross
+def test_metaschedule_export_for_boards_links_aarch64() -> None:
+    """The builder's f_export used when tuning on remote Pis writes an AArch64 object."""
+    import functools
+    import pickle
+
+    from perfstudent.profiler.tvm_support.emulate import kernel_module
+    from perfstudent.profiler.tvm_support.tuning import export_cross
+
+    module = tvm.compile(kernel_module(SHAPES[0]), target=resolve_target(get_device("pi4")))
+    path = Path(export_cross(CXX, module))
+    try:
+        assert elf_machine(path) == 183
+    finally:
+        shutil.rmtree(path.parent)
+    pickle.dumps(functools.partial(export_cross, CXX))  # crosses into builder workers

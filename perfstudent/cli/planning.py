@@ -92,7 +92,8 @@ def default_margin_ms(view: Any, budget_ms: float) -> float:
               help="Input resolution (default: the saliency file's, else the family's).")
 @click.option("--in-channels", type=click.IntRange(min=1), default=None)
 @click.option("--num-classes", type=click.IntRange(min=1), default=None)
-@click.option("--lut", type=click.Path(path_type=Path), default=None, help="LUT file (SQLite).")
+@click.option("--lut", type=click.Path(path_type=Path), default=None,
+              help="LUT file (default: $PERFSTUDENT_LUT or the user data directory).")
 @click.option("--saliency", "saliency_path", type=click.Path(path_type=Path), default=None,
               help="Saliency JSON from perfstudent saliency (default: every channel counts 1).")
 @click.option("--strategy", type=click.Choice(["perf", "pruned", "uniform"]), default="perf",
@@ -100,11 +101,13 @@ def default_margin_ms(view: Any, budget_ms: float) -> float:
 @click.option("--margin", default=None,
               help="Plan this far below the budget (default: budget × the LUT's validation error, else 0).")
 @click.option("--verify", is_flag=True, help="Measure the planned student end to end.")
+@click.option("--protocol", "protocol_name", type=click.Choice(["default", "fast", "careful"]),
+              default="default", show_default=True, help="Timing protocol of --verify.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output plan JSON.")
 def plan(budget: str, arch: str, device: str, backend: str, threads: int,
          options: tuple[str, ...], input_size: int | None, in_channels: int | None, num_classes: int | None,
          lut: Path | None, saliency_path: Path | None, strategy: str, margin: str | None,
-         verify: bool, out: Path) -> None:
+         verify: bool, protocol_name: str, out: Path) -> None:
     """Choose per-slot widths of a student that fits a latency budget.
 
     \b
@@ -135,24 +138,25 @@ def plan(budget: str, arch: str, device: str, backend: str, threads: int,
                        device=device, backend=backend, threads=threads)
     click.echo(plan_summary(result))
     if verify:
-        result.verified = _verify(result, device, backend, threads, backend_options)
+        result.verified = _verify(result, device, backend, threads, protocol_name, backend_options)
     result.save(out)
     click.echo(f"wrote {out}")
 
 
-def _verify(result: Any, device: str, backend: str, threads: int,
+def _verify(result: Any, device: str, backend: str, threads: int, protocol_name: str,
             options: dict[str, Any]) -> dict[str, Any]:
     from perfstudent.units import format_ms
 
     try:
-        from perfstudent.profiler.measure import measure_spec
+        from perfstudent.profiler.measure import PROTOCOLS, measure_spec
     except ImportError as exc:
         raise PerfStudentError(f"--verify needs the profiler's measure_spec, which is missing: {exc}") \
             from None
-    measured = measure_spec(result.spec, device=device, backend=backend, threads=threads, **options)
+    measured = measure_spec(result.spec, device=device, backend=backend, threads=threads,
+                            protocol=PROTOCOLS[protocol_name], **options)
     verdict = "within budget" if measured.median_ms <= result.budget_ms else "OVER budget"
     click.echo(f"verify: measured {format_ms(measured.median_ms)} (p90 {format_ms(measured.p90_ms)}), "
                f"predicted {format_ms(result.predicted_ms)}, budget {format_ms(result.budget_ms)}: "
                f"{verdict} (slack {(result.budget_ms - measured.median_ms) / result.budget_ms:+.1%})")
-    return {"measured_ms": measured.median_ms, "measurement": measured.to_dict(),
+    return {"measured_ms": measured.median_ms, "protocol": protocol_name, "measurement": measured.to_dict(),
             "within_budget": measured.median_ms <= result.budget_ms}

@@ -238,11 +238,12 @@ def _collector(buffer: list[tuple[ConvShape, Measurement]],
     return lambda shape, measurement: buffer.append((shape, measurement))
 
 
-def guard_on_board(runner: Any, device: Device) -> Any:
+def guard_on_board(runner: Any, device: Device, model_path: Path = MODEL_PATH,
+                   board: SampledBoard | None = None) -> Any:
     """``runner`` wrapped in a ThrottleGuardRunner when running on the Pi 4 itself."""
     if device.properties.get("board") == "raspberry-pi-4" and device.reach == "local" \
-            and on_raspberry_pi4():
-        return ThrottleGuardRunner(runner, Board())
+            and on_raspberry_pi4(model_path):
+        return ThrottleGuardRunner(runner, board or Board())
     return runner
 
 

@@ -2,22 +2,25 @@
 
 Rounds over a :class:`~perfstudent.profiler.runner.Runner`:
 
-1. round 0: the fixed layers (stem, downsample, head) and, per slot, its layers
-   at a coarse width grid (``1``, every ``step`` channels, full; every width with
-   ``exhaustive``);
-2. adaptive rounds: per slot, ``T_slot(w) = Σ rows of its layers at width w``. An open
-   interval ``(a, b)`` of measured widths (``b - a > 1``) is closed as *flat* when
-   ``|T_slot(b) - T_slot(a)| <= tol · max(T_slot(a), T_slot(b))``; otherwise its
-   midpoint ``m`` is measured. Next round, if ``T_slot(m)`` lies within
-   ``tol · T_slot(m)`` of the chord between ``a`` and ``b``, both halves are probed
-   once more and closed as *linear* if their midpoints are on their chords too;
-   otherwise the halves are opened like any interval. All slots' midpoints form one round; it
-   stops when no interval is open. A step inside an interval puts its midpoint off
-   the chord (or makes the ends differ), so steps are bisected down to adjacent
-   widths, while flat and linear stretches cost one or two measurements.
-   ``tol`` is ``SweepConfig.tolerance`` or, if larger, the noise of the rows involved:
-   half of ``Σ IQR / Σ median`` of the slot's layers at that width (differences
-   within the noise are not chased).
+1. round 0: the fixed layers (stem, downsample, head) and every *layer series*
+   at a coarse width grid (``1``, every ``full // coarse_points`` channels, full;
+   every width with ``exhaustive``). A series is one layer of a slot as a function
+   of the slot's width (e.g. conv1 ``cin -> w``, conv2 ``w -> cout``); series that
+   several slots share (identical blocks) are swept once.
+2. adaptive rounds: per series, ``T(w)`` = its row at width ``w``. An open interval
+   ``(a, b)`` of measured widths (``b - a > 1``) is closed as *flat* when
+   ``|T(b) - T(a)| <= tol · max(T(a), T(b))``; otherwise its midpoint ``m`` is
+   measured. Next round, if ``T(m)`` lies within ``tol · T(m)`` of the chord between
+   ``a`` and ``b``, both halves are probed once more and closed as *linear* if their
+   midpoints are on their chords too (two levels, so evenly spaced steps cannot pass
+   for a line; intervals at most ``CONFIRM_ABOVE`` wide close at once, since a single
+   step inside them would have moved the midpoint off the chord by half its height);
+   otherwise the halves are opened like any interval. All series'
+   midpoints form one round; it stops when no interval is open. A step inside an
+   interval puts its midpoint off the chord (or makes the ends differ), so steps are
+   bisected down to adjacent widths, while flat and linear stretches cost one or
+   two probes. ``tol`` is ``SweepConfig.tolerance`` or, if larger, half the relative
+   IQR of the rows involved (differences within the noise are not chased).
 3. the overhead term of the family's context (see :mod:`perfstudent.lut.view`):
    the full network timed end to end at uniform width fractions 1, 1/2, 1/4, minus
    the sum of its layer rows; the median residual is stored.
@@ -62,7 +65,7 @@ class SweepConfig:
     batch: int = 1
     exhaustive: bool = False
     tolerance: float = 0.03
-    coarse_points: int = 4  # grid intervals per slot (step = full // coarse_points)
+    coarse_points: int = 4  # grid intervals per series (step = full // coarse_points)
     overhead: bool = True
 
 
@@ -105,6 +108,11 @@ class _SlotShapes:
 
 
 Interval = tuple[int, int]
+#: An on-chord midpoint closes an interval at once if the interval is at most this wide:
+#: one step inside it would have put the midpoint off the chord by half its height, so
+#: only several steps (AVX2 fp32 kernels step every 8 channels) can fake a line; wider
+#: intervals must pass the chord test at two levels.
+CONFIRM_ABOVE = 8
 #: interval -> (its midpoint, whether that midpoint only confirms a linear parent)
 Probes = dict[Interval, tuple[int, bool]]
 
@@ -117,7 +125,7 @@ def _probe(intervals: list[tuple[Interval, bool]], cost: dict[int, float],
 
 
 def _split(probes: Probes, cost: dict[int, float], tol: dict[int, float]) -> Probes:
-    """One adaptive step for a slot, given the costs at last round's midpoints.
+    """One adaptive step for a series, given the costs at last round's midpoints.
 
     A midpoint on the chord (within ``tolerance``) of a *confirming* interval closes it
     as linear; a first on-chord midpoint opens both halves as confirming (linear must
@@ -128,7 +136,7 @@ def _split(probes: Probes, cost: dict[int, float], tol: dict[int, float]) -> Pro
     for (a, b), (m, confirming) in probes.items():
         chord = cost[a] + (cost[b] - cost[a]) * (m - a) / (b - a)
         on_chord = abs(cost[m] - chord) <= max(tol[a], tol[m], tol[b]) * cost[m]
-        if not (on_chord and confirming):
+        if not (on_chord and (confirming or b - a <= CONFIRM_ABOVE)):
             halves += [((a, m), on_chord), ((m, b), on_chord)]
     return _probe(halves, cost, tol)
 
@@ -161,43 +169,52 @@ class _Sweep:
             self.bar.set_postfix_str(f"round {self.report.rounds}")
             self.runner.run(todo, self._store)
 
-    def slot_cost(self, view: LatencyView, slot: str, width: int) -> tuple[float, float]:
-        """(T_slot(w) in ms, its tolerance: max(config, half the slot's relative IQR))."""
-        shapes = self.shapes(slot, width)
-        cost = sum(view.rows[s] for s in shapes)
-        iqr = sum(view.measurements[s].iqr_ms for s in shapes)
-        return cost, max(self.config.tolerance, 0.5 * iqr / cost if cost > 0 else 0.0)
+    def series(self) -> dict[str, tuple[str, int, int]]:
+        """Distinct layer series -> (a slot having it, layer index in the slot, full width)."""
+        units: dict[str, tuple[str, int, int]] = {}
+        for slot, full in self.spec.widths.items():
+            ends = zip(self.shapes(slot, 1), self.shapes(slot, full), strict=True)
+            for i, (lo, hi) in enumerate(ends):
+                units.setdefault(f"{lo.key()}|{hi.key()}", (slot, i, full))
+        return units
+
+    def series_shape(self, unit: tuple[str, int, int], width: int) -> ConvShape:
+        return self.shapes(unit[0], width)[unit[1]]
+
+    def series_cost(self, view: LatencyView, unit: tuple[str, int, int], width: int) -> tuple[float, float]:
+        """(T(w) in ms, its tolerance: max(config, half the row's relative IQR))."""
+        m = view.measurements[self.series_shape(unit, width)]
+        return m.median_ms, max(self.config.tolerance, 0.5 * m.rel_iqr)
 
     def run(self) -> SweepReport:
         fam = get_family(self.config.family)
         fixed = [layer.shape for layer in fam.layers(self.spec, self.config.batch) if layer.slot is None]
-        widths = {slot: list(range(1, full + 1)) if self.config.exhaustive
+        units = self.series()
+        widths = {u: list(range(1, full + 1)) if self.config.exhaustive
                   else coarse_widths(full, self.config.coarse_points)
-                  for slot, full in self.spec.widths.items()}
+                  for u, (_, _, full) in units.items()}
         probes: dict[str, Probes] | None = None
-        pending = {slot: list(ws) for slot, ws in widths.items()}
+        pending = {u: list(ws) for u, ws in widths.items()}
         shapes = list(fixed)
         while True:
-            for slot, ws in pending.items():
-                for w in ws:
-                    shapes.extend(self.shapes(slot, w))
+            shapes += [self.series_shape(units[u], w) for u, ws in pending.items() for w in ws]
             self.run_round(shapes)
             if self.config.exhaustive:
                 break
             view = LatencyView(self.fp, self.table.rows(self.fp))
-            both = {slot: {w: self.slot_cost(view, slot, w) for w in ws} for slot, ws in widths.items()}
-            costs = {slot: {w: c for w, (c, _) in d.items()} for slot, d in both.items()}
-            tols = {slot: {w: t for w, (_, t) in d.items()} for slot, d in both.items()}
-            probes = ({slot: _probe([(iv, False) for iv in itertools.pairwise(ws)], costs[slot], tols[slot])
-                       for slot, ws in widths.items()} if probes is None
-                      else {slot: _split(p, costs[slot], tols[slot]) for slot, p in probes.items()})
-            pending = {slot: sorted({m for m, _ in p.values()}) for slot, p in probes.items() if p}
-            for slot, mids in pending.items():
-                widths[slot] = sorted(set(widths[slot]) | set(mids))
+            both = {u: {w: self.series_cost(view, units[u], w) for w in ws} for u, ws in widths.items()}
+            costs = {u: {w: c for w, (c, _) in d.items()} for u, d in both.items()}
+            tols = {u: {w: t for w, (_, t) in d.items()} for u, d in both.items()}
+            probes = ({u: _probe([(iv, False) for iv in itertools.pairwise(ws)], costs[u], tols[u])
+                       for u, ws in widths.items()} if probes is None
+                      else {u: _split(p, costs[u], tols[u]) for u, p in probes.items()})
+            pending = {u: sorted({m for m, _ in p.values()}) for u, p in probes.items() if p}
+            for u, mids in pending.items():
+                widths[u] = sorted(set(widths[u]) | set(mids))
             if not pending:
                 break
             shapes = []
-        self.report.widths = widths
+        self.report.widths = {f"{units[u][0]}#{units[u][1]}": ws for u, ws in widths.items()}
         return self.report
 
 
