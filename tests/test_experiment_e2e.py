@@ -103,7 +103,9 @@ def check_artefacts(exp: Path, labels: tuple[str, ...] = ("x0.80", "x0.95")) -> 
 
 
 def snapshot(root: Path) -> dict[str, int]:
-    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    """mtime of every file (SQLite's transient -wal/-shm companions aside; the LUT itself counts)."""
+    return {str(p): p.stat().st_mtime_ns for p in root.rglob("*")
+            if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
 
 
 def run_and_rerun(tmp_path: Path, budgets: tuple[float, ...], labels: tuple[str, ...]) -> None:

@@ -91,11 +91,13 @@ def _staircase(plans: list[tuple[str, dict[str, Any]]], out: Path, device: str, 
                          f"slots: {', '.join(base.widths)}")
     from perfstudent.lut import LatencyTable
 
-    view = LatencyTable.open(lut).view_for(device, backend, threads=threads)
+    table = LatencyTable.open(lut)
     try:
-        stair = slot_staircase(base, chosen, view.layer_ms)
+        stair = slot_staircase(base, chosen, table.view_for(device, backend, threads=threads).layer_ms)
     except InputError as exc:
         return f"staircase skipped: {exc}"
+    finally:
+        table.close()
     title = (f"{base.family} slot {chosen}: LUT latency staircase "
              f"({latency_key(device, backend, threads)})")
     result.files += plot_staircase(stair, plan_choices(plans, chosen), out, title=title)
