@@ -86,3 +86,12 @@ def test_plot_staircase(tmp_path: Path) -> None:
                            tmp_path / "s.png", title="t")
     assert all(p.stat().st_size > 1000 for p in paths)
     assert "pruned" in paths[1].read_text()
+
+
+def test_equal_latency_tolerates_two_percent() -> None:
+    rows = [point("perf", 1.0, 1.000, 0.80), point("uniform", 1.0, 1.015, 0.70)]
+    frame = pd.DataFrame([asdict(r) for r in rows])
+    frame["acc_pct"] = 100 * frame["acc"]
+    table = aggregate(frame)
+    assert compare_at_budgets(table).iloc[0]["gain_vs_uniform_pct"] == pytest.approx(10.0)
+    assert math.isnan(compare_at_budgets(table, tolerance=0.0).iloc[0]["gain_vs_uniform_pct"])

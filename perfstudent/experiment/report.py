@@ -89,7 +89,7 @@ def write_report(ctx: Context, lay: Layout) -> None:
         cmp = compare_at_budgets(summary)
         parts += ["## Performance-enhanced students at equal measured latency", "",
                   "`gain_vs_S` = perf top-1 minus the best top-1 strategy S reaches within perf's "
-                  "measured latency (its Pareto front read as a step function); – = S has "
+                  "measured latency + 2% (its Pareto front read as a step function); – = S has "
                   "nothing that fast.", "", markdown_table(cmp), "", *_verdict(cmp), ""]
     parts += ["## Figures", "", "![front](front/front.png)", ""]
     if lay.front.with_name("front-staircase.png").is_file():
