@@ -137,6 +137,8 @@ def plan(budget: str, arch: str, device: str, backend: str, threads: int,
     result = make_plan(strategy, budget_ms, view, base, sal, margin_ms,
                        device=device, backend=backend, threads=threads)
     click.echo(plan_summary(result))
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if verify:
         result.verified = _verify(result, device, backend, threads, protocol_name, backend_options)
     result.save(out)
