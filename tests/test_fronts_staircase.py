@@ -29,6 +29,7 @@ def test_plan_choices_and_slot_pick() -> None:
             "spec": base.with_widths({"layer3.2": 48, "layer2.0": 8}).to_dict()}
     pruned = {"strategy": "pruned", "budget_ms": 2.0,
               "spec": base.with_widths({"layer3.2": 13, "layer2.0": 8}).to_dict()}
-    plans = [("perf", perf), ("perf", perf), ("pruned", pruned)]
+    perf3 = {**perf, "budget_ms": 3.0}
+    plans = [("perf", perf), ("perf", perf), ("pruned", pruned), ("perf", perf3)]
     assert pick_slot(base, plans) == "layer3.2"
-    assert plan_choices(plans, "layer3.2") == [("perf", "2 ms", 48), ("pruned", "2 ms", 13)]
+    assert plan_choices(plans, "layer3.2") == [("perf", "2, 3 ms", 48), ("pruned", "2 ms", 13)]

@@ -100,13 +100,15 @@ def plot_staircase(stair: Staircase, choices: Sequence[tuple[str, str, int]], ou
     ax.step(stair.widths, stair.ms, where="mid", color="0.25", linewidth=1.2,
             label=f"T_slot(w), {stair.slot}")
     seen: dict[str, int] = {}
-    for name, label, width in choices:
+    for k, (name, label, width) in enumerate(choices):
         colour, marker = style_of(name, len(seen))
         first = name not in seen
         seen.setdefault(name, len(seen))
         ax.plot([width], [stair.at(width)], marker=marker, color=colour, markersize=9,
                 linestyle="none", label=name if first else None, alpha=0.85)
-        ax.annotate(label, (width, stair.at(width)), xytext=(4, 4 + 9 * seen[name]),
+        # Alternate above/below and step outwards so labels of neighbouring widths don't collide.
+        dy = (8 + 9 * (k % 3)) * (1 if k % 2 == 0 else -1) - (4 if k % 2 else 0)
+        ax.annotate(label, (width, stair.at(width)), xytext=(4, dy),
                     textcoords="offset points", fontsize=7, color=colour)
     ax.set_xlabel(f"width of slot {stair.slot} (channels)")
     ax.set_ylabel("predicted latency of the slot's convs (ms)")

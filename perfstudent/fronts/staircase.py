@@ -48,17 +48,24 @@ def slot_staircase(base: WidthSpec, slot: str, layer_ms: Callable[[ConvShape], f
 
 
 def plan_choices(plans: Sequence[tuple[str, dict[str, Any]]], slot: str) -> list[tuple[str, str, int]]:
-    """(series, "budget ms" label, width of ``slot``) per distinct plan, by series then budget."""
-    seen: set[tuple[str, float, int]] = set()
-    out = []
+    """(series, budgets label, width of ``slot``) per series and width, by series then width.
+
+    Plans of one series that chose the same width share a point (their budgets
+    joined in the label, e.g. ``3.01, 3.52 ms``).
+    """
+    budgets: dict[tuple[str, int], list[float]] = {}
     for series, plan in plans:
         width = WidthSpec.from_dict(plan).widths[slot]
         budget = float(plan.get("budget_ms") or 0.0)
-        if (series, budget, width) in seen:
-            continue
-        seen.add((series, budget, width))
-        out.append((series, f"{budget:.3g} ms" if budget else series, width))
-    return sorted(out, key=lambda c: (c[0], c[1]))
+        group = budgets.setdefault((series, width), [])
+        if budget not in group:
+            group.append(budget)
+    out = []
+    for (series, width), values in sorted(budgets.items()):
+        known = sorted(b for b in values if b)
+        label = f"{', '.join(f'{b:.3g}' for b in known)} ms" if known else series
+        out.append((series, label, width))
+    return out
 
 
 def pick_slot(base: WidthSpec, plans: Sequence[tuple[str, dict[str, Any]]]) -> str:
