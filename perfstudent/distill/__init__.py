@@ -1,0 +1,1 @@
+"""Datasets, losses (attention transfer, KD), the trainer and run directories."""

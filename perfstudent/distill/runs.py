@@ -1,0 +1,148 @@
+"""Run directories (DESIGN §5): what ``train`` and ``distill`` write, and how to read it back.
+
+::
+
+    RUN/config.json    resolved arguments (TrainConfig) + schema
+    RUN/metrics.csv    one row per completed epoch: epoch,train_loss,train_acc,test_loss,test_acc,lr,seconds
+    RUN/last.pt        resumable checkpoint (model, optimizer, schedule, RNG states, history)
+    RUN/best.pt        model state dict of the epoch with the best test accuracy
+    RUN/plan.json      copy of the plan the student came from (distill --plan)
+    RUN/summary.json   {"schema": "perfstudent.run/1", "kind", "spec", "strategy", "data", ...}
+
+Every file is written atomically, so a killed run leaves a consistent directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from perfstudent.distill.checkpoint import load_checkpoint
+from perfstudent.errors import InputError
+from perfstudent.io import atomic_write_text, read_json, write_json
+from perfstudent.students import WidthSpec, build
+
+SUMMARY_SCHEMA = "perfstudent.run/1"
+METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
+RUN_FILES = ("config.json", "metrics.csv", "last.pt", "best.pt", "plan.json", "summary.json")
+
+
+@dataclass
+class Run:
+    """A run directory read back: its spec, config and summary, and its models."""
+
+    path: Path
+    spec: WidthSpec
+    config: dict[str, Any]
+    summary: dict[str, Any]
+
+    def model(self, which: str = "best") -> nn.Module:
+        """The network with the weights of ``best.pt`` or ``last.pt`` (loaded with weights_only=True)."""
+        if which not in ("best", "last"):
+            raise InputError(f"which must be 'best' or 'last', got {which!r}")
+        ckpt = load_checkpoint(self.path / f"{which}.pt", f"{which} checkpoint of run")
+        model = build(self.spec)
+        try:
+            model.load_state_dict(ckpt["model"])
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise InputError(f"{self.path / (which + '.pt')} does not fit {self.spec.family}: "
+                             f"{first}") from None
+        return model.eval()
+
+    def metrics(self) -> list[dict[str, float]]:
+        """The rows of ``metrics.csv`` (empty if none yet)."""
+        path = self.path / "metrics.csv"
+        if not path.is_file():
+            return []
+        rows = csv.DictReader(io.StringIO(path.read_text()))
+        return [{k: float(v) for k, v in row.items()} for row in rows]
+
+    def update_summary(self, **fields: Any) -> None:
+        """Merge ``fields`` into ``summary.json`` (atomic; e.g. ``latency={...}`` after measuring)."""
+        current = read_json(self.path / "summary.json", "run summary")
+        for key, value in fields.items():
+            if isinstance(value, dict) and isinstance(current.get(key), dict):
+                current[key] = {**current[key], **value}
+            else:
+                current[key] = value
+        write_json(self.path / "summary.json", current)
+        self.summary = current
+
+
+def load_run(path: Path | str) -> Run:
+    """Read a run directory; :class:`InputError` unless it has a valid summary and spec."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"run directory not found: {path}")
+    if not (path / "summary.json").is_file():
+        raise InputError(f"{path} is not a perfstudent run directory (no summary.json)")
+    summary = read_json(path / "summary.json", "run summary")
+    if not isinstance(summary, dict) or summary.get("schema") != SUMMARY_SCHEMA:
+        raise InputError(f"{path}/summary.json is not a {SUMMARY_SCHEMA} summary")
+    config = read_json(path / "config.json", "run config") if (path / "config.json").is_file() else {}
+    try:
+        spec = WidthSpec.from_dict(summary.get("spec"))
+    except InputError as exc:
+        raise InputError(f"{path}/summary.json: {exc}") from None
+    return Run(path, spec, config if isinstance(config, dict) else {}, summary)
+
+
+def write_metrics(path: Path, history: list[dict[str, float]]) -> None:
+    """Rewrite ``metrics.csv`` from the checkpoint's history (so each epoch appears exactly once)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(METRIC_FIELDS), lineterminator="\n")
+    writer.writeheader()
+    for row in history:
+        writer.writerow({k: (int(row[k]) if k == "epoch" else f"{row[k]:.6g}") for k in METRIC_FIELDS})
+    atomic_write_text(path / "metrics.csv", out.getvalue())
+
+
+def prepare_run_dir(path: Path, config: dict[str, Any], *, resume: bool, force: bool) -> bool:
+    """Check and claim ``path`` for a run; return True if there is a checkpoint to resume from.
+
+    - new or empty directory: claimed (config.json written);
+    - ``resume``: must hold a config.json with the same settings (same epochs and seed);
+    - ``force``: perfstudent's own files in it are removed (nothing else is touched);
+    - otherwise an existing non-empty directory is refused.
+    Raises before touching anything if the directory cannot be used.
+    """
+    if path.exists() and not path.is_dir():
+        raise InputError(f"output {path} exists and is not a directory")
+    existing = path.is_dir() and any(path.iterdir())
+    if existing and resume:
+        _check_resumable(path, config)
+        return (path / "last.pt").is_file()
+    if existing and not force:
+        what = "a run directory" if (path / "config.json").is_file() else "not empty"
+        raise InputError(f"output {path} is {what}; pass --resume to continue it or --force to overwrite")
+    if existing:
+        for name in RUN_FILES:
+            (path / name).unlink(missing_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create run directory {path}: {exc.strerror or exc}") from None
+    write_json(path / "config.json", config)
+    return False
+
+
+_RESUME_FREE = {"resume", "force", "progress", "stop_after", "threads", "out", "device_type"}
+
+
+def _check_resumable(path: Path, config: dict[str, Any]) -> None:
+    if not (path / "config.json").is_file():
+        raise InputError(f"cannot resume {path}: it has no config.json (not a run directory)")
+    old = read_json(path / "config.json", "run config")
+    if not isinstance(old, dict):
+        raise InputError(f"cannot resume {path}: config.json is not an object")
+    changed = sorted(k for k in set(old) | set(config)
+                     if k not in _RESUME_FREE and old.get(k) != config.get(k))
+    if changed:
+        raise InputError(f"cannot resume {path}: settings differ from the original run "
+                         f"({', '.join(changed)})")

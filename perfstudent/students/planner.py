@@ -1,0 +1,272 @@
+"""The latency-budget planner: per-slot widths of a student for a budget (DESIGN §3).
+
+Strategies, all on the same latency model rounded up to a grid (see
+:mod:`perfstudent.students.slotcost` for the discretisation and its bound):
+
+- ``perf``: the performance-enhanced student. Maximise the saliency kept,
+  ``Σ_s top_{w_s}(Δ_s)`` (channels ranked by Fisher within each slot), subject
+  to ``fixed + Σ_s T_slot(w_s) ≤ budget − margin``: a multiple-choice knapsack
+  solved exactly by DP on the grid, each slot offering only its Pareto widths
+  (the top of each latency step). Without saliency every channel scores 1: the
+  widest student (most channels) that fits.
+- ``pruned``: the channel-pruned counterpart. Remove channels one at a time in
+  global increasing Fisher order (raw scores, no per-layer normalisation, as
+  pytorch-prunes' ``fisher_prune``; one-shot, without its fine-tuning between
+  removals), never a slot below 1 channel, until the prediction fits.
+- ``uniform``: one multiplier m for all slots, ``w_s = max(1, floor(m·full_s + 0.5))``,
+  the largest m that fits.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perfstudent.errors import InputError
+from perfstudent.students.knapsack import pareto_candidates, solve_mckp
+from perfstudent.students.registry import get_family
+from perfstudent.students.saliency import Saliency
+from perfstudent.students.slotcost import LatencyModel, PlanningProblem, build_problem
+from perfstudent.students.widthspec import WidthSpec
+from perfstudent.units import format_ms
+
+SCHEMA = "perfstudent.plan/1"
+STRATEGIES = ("perf", "pruned", "uniform")
+
+
+class InfeasibleBudget(InputError):
+    """No student of the family fits the budget; ``smallest_ms`` is the best achievable."""
+
+    def __init__(self, message: str, smallest_ms: float) -> None:
+        super().__init__(message)
+        self.smallest_ms = smallest_ms
+
+
+@dataclass
+class Plan:
+    """A planned student: widths plus what they were planned for (JSON ``perfstudent.plan/1``)."""
+
+    strategy: str
+    budget_ms: float
+    margin_ms: float
+    spec: WidthSpec
+    predicted_ms: float
+    overhead_ms: float
+    per_layer: list[dict[str, Any]]
+    saliency_kept: float
+    device: str | None = None
+    backend: str | None = None
+    threads: int | None = None
+    fingerprint: Any = None
+    slots: list[dict[str, Any]] = field(default_factory=list)
+    grid_ms: float = 0.0
+    multiplier: float | None = None
+    saliency: dict[str, Any] | None = None
+    verified: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {"schema": SCHEMA, **data, "spec": self.spec.to_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Plan:
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise InputError(f"not a plan file (expected schema {SCHEMA!r})")
+        names = {f.name for f in dataclasses.fields(cls)}
+        try:
+            fields = {k: v for k, v in data.items() if k in names}
+            fields["spec"] = WidthSpec.from_dict(data["spec"])
+            return cls(**fields)
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"malformed plan file: {exc!r}") from None
+
+    @classmethod
+    def load(cls, path: Path) -> Plan:
+        from perfstudent.io import read_json
+
+        return cls.from_dict(read_json(Path(path), "plan file"))
+
+    def save(self, path: Path) -> None:
+        from perfstudent.io import atomic_write_text
+
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+
+
+def _scores(base: WidthSpec, saliency: Saliency | None) -> dict[str, list[float]]:
+    if saliency is None:
+        return {slot: [1.0] * full for slot, full in base.widths.items()}
+    saliency.check_matches(base.family, base.input_size, get_family(base.family).full_widths())
+    return saliency.slots
+
+
+def plan_perf(problem: PlanningProblem) -> dict[str, int] | None:
+    """Exact knapsack on the grid: max saliency kept s.t. Σ units ≤ capacity."""
+    widths_of, units, values = [], [], []
+    for curve in problem.curves:
+        keep = pareto_candidates(curve.units, curve.kept)
+        widths_of.append(keep + 1)
+        units.append(curve.units[keep])
+        values.append(curve.kept[keep])
+    chosen = solve_mckp(units, values, problem.capacity_units)
+    if chosen is None:
+        return None
+    return {c.slot: int(w[k]) for c, w, k in zip(problem.curves, widths_of, chosen, strict=True)}
+
+
+def plan_pruned(problem: PlanningProblem, scores: dict[str, list[float]]) -> dict[str, int] | None:
+    """Remove channels in global increasing Fisher order until the grid cost fits."""
+    widths = dict(problem.base.widths)
+    curves = {c.slot: c for c in problem.curves}
+    total = problem.units_of(widths)
+    order = sorted((score, i, slot) for i, slot in enumerate(widths) for score in scores[slot])
+    for _score, _i, slot in order:
+        if total <= problem.capacity_units:
+            break
+        if widths[slot] == 1:
+            continue
+        units = curves[slot].units
+        total += int(units[widths[slot] - 2] - units[widths[slot] - 1])
+        widths[slot] -= 1
+    return widths if total <= problem.capacity_units else None
+
+
+def uniform_widths(base: WidthSpec, multiplier: float) -> dict[str, int]:
+    """``w_s = max(1, floor(m·full_s + 0.5))`` for every slot."""
+    return {s: max(1, min(full, math.floor(multiplier * full + 0.5 + 1e-9)))
+            for s, full in base.widths.items()}
+
+
+def plan_uniform(problem: PlanningProblem) -> tuple[dict[str, int], float] | None:
+    """The largest multiplier whose widths fit (scanning every width change point)."""
+    points = {1.0} | {(w - 0.5) / full for full in problem.base.widths.values()
+                      for w in range(1, full + 1)}
+    for m in sorted(points, reverse=True):
+        widths = uniform_widths(problem.base, m)
+        if problem.fits(widths):
+            return widths, m
+    return None
+
+
+def _fingerprint_json(fingerprint: Any) -> Any:
+    for attr in ("to_dict", "as_dict"):
+        if hasattr(fingerprint, attr):
+            return getattr(fingerprint, attr)()
+    if dataclasses.is_dataclass(fingerprint) and not isinstance(fingerprint, type):
+        return dataclasses.asdict(fingerprint)
+    return fingerprint if isinstance(fingerprint, (dict, str, type(None))) else str(fingerprint)
+
+
+def _identity(fingerprint: Any, key: str) -> Any:
+    value = fingerprint.get(key) if isinstance(fingerprint, dict) else getattr(fingerprint, key, None)
+    return value if isinstance(value, (str, int)) else None
+
+
+def _slot_report(problem: PlanningProblem, widths: dict[str, int]) -> list[dict[str, Any]]:
+    rows = []
+    for c in problem.curves:
+        w = widths[c.slot]
+        nxt = c.next_step(w)
+        rows.append({"slot": c.slot, "width": w, "full": c.full, "cost_ms": float(c.cost_ms[w - 1]),
+                     "step_top": c.step_top(w), "next_width": nxt,
+                     "next_extra_ms": None if nxt is None else float(c.cost_ms[nxt - 1] - c.cost_ms[w - 1])})
+    return rows
+
+
+def _solve(strategy: str, problem: PlanningProblem,
+           scores: dict[str, list[float]]) -> tuple[dict[str, int] | None, float | None]:
+    if strategy == "perf":
+        return plan_perf(problem), None
+    if strategy == "pruned":
+        return plan_pruned(problem, scores), None
+    found = plan_uniform(problem)
+    return (None, None) if found is None else found
+
+
+def make_plan(strategy: str, budget_ms: float, view: LatencyModel, base: WidthSpec,
+              saliency: Saliency | None = None, margin_ms: float = 0.0, *,
+              device: str | None = None, backend: str | None = None, threads: int | None = None,
+              resolution_ms: float = 1e-3, max_cells: int = 20_000) -> Plan:
+    """Plan widths of ``base``'s family for ``budget_ms`` (ms) on ``view``'s latencies.
+
+    Raises :class:`InfeasibleBudget` (an InputError) with the smallest
+    achievable latency when no student fits ``budget_ms - margin_ms``.
+    """
+    if strategy not in STRATEGIES:
+        raise InputError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    if strategy == "pruned" and saliency is None:
+        raise InputError("strategy pruned needs a saliency file (it removes channels in Fisher order)")
+    if not (math.isfinite(budget_ms) and budget_ms > 0):
+        raise InputError(f"budget must be positive, got {budget_ms} ms")
+    if not (math.isfinite(margin_ms) and 0 <= margin_ms < budget_ms):
+        raise InputError(f"margin must be in [0, budget), got {margin_ms} ms")
+    scores = _scores(base, saliency)
+    problem = build_problem(view, base, scores, budget_ms - margin_ms, resolution_ms, max_cells)
+    widths, multiplier = _solve(strategy, problem, scores)
+    if widths is None:
+        smallest = problem.smallest_ms()
+        raise InfeasibleBudget(
+            f"budget {format_ms(budget_ms)} (margin {format_ms(margin_ms)}) is infeasible for "
+            f"{base.family} at {base.input_size}px with strategy {strategy}: the smallest achievable "
+            f"predicted latency is {format_ms(smallest)}", smallest)
+    return _make(strategy, budget_ms, margin_ms, view, problem, widths, multiplier, saliency,
+                 device, backend, threads)
+
+
+def _make(strategy: str, budget_ms: float, margin_ms: float, view: LatencyModel,
+          problem: PlanningProblem, widths: dict[str, int], multiplier: float | None,
+          saliency: Saliency | None, device: str | None, backend: str | None,
+          threads: int | None) -> Plan:
+    spec = problem.base.with_widths(widths)
+    layers = get_family(spec.family).layers(spec)
+    ms = [float(view.layer_ms(layer.shape)) for layer in layers]
+    per_layer = [{"path": layer.path, "role": layer.role, "slot": layer.slot, "ms": t}
+                 for layer, t in zip(layers, ms, strict=True)]
+    overhead = float(view.overhead_ms(spec))
+    fp = view.fingerprint
+    warnings = []
+    if overhead < 0:  # the profiler's overhead = whole network − Σ isolated rows
+        warnings.append(
+            f"the LUT's overhead term is negative ({format_ms(overhead)}): its isolated-layer rows "
+            "cost more than the layers inside the whole network, so predictions of narrower "
+            "students are too low; consider --margin")
+    return Plan(
+        strategy, budget_ms, margin_ms, spec, sum(ms) + overhead, overhead,
+        per_layer, problem.kept_of(widths), device or _identity(fp, "device"),
+        backend or _identity(fp, "backend"), threads if threads is not None else _identity(fp, "threads"),
+        _fingerprint_json(fp), _slot_report(problem, widths), problem.grid_ms, multiplier,
+        None if saliency is None else {"teacher": saliency.teacher, "batches": saliency.batches,
+                                       "samples": saliency.samples},
+        warnings=warnings,
+    )
+
+
+def plan_summary(plan: Plan) -> str:
+    """Human summary: budget vs prediction and each slot on its latency staircase."""
+    lines = [
+        f"{plan.strategy} plan for {plan.spec.family} at {plan.spec.input_size}px on "
+        f"{plan.device}/{plan.backend}/t{plan.threads}: predicted {format_ms(plan.predicted_ms)} "
+        f"(budget {format_ms(plan.budget_ms)}, margin {format_ms(plan.margin_ms)}), "
+        f"saliency kept {plan.saliency_kept:.1%}",
+        f"  {'slot':<12}{'width':>11}{'cost':>12}  staircase",
+    ]
+    for row in plan.slots:
+        where = "step top" if row["step_top"] else "mid-step"
+        if row["next_width"] is not None:
+            where += f"; next step {row['next_width']} (+{format_ms(row['next_extra_ms'])})"
+        lines.append(f"  {row['slot']:<12}{row['width']:>5} / {row['full']:<4}"
+                     f"{format_ms(row['cost_ms']):>12}  {where}")
+    return "\n".join(lines)
+
+
+def total_saliency_kept(plan: Plan, saliency: Saliency) -> float:
+    """Saliency kept by ``plan``'s widths under ``saliency`` (a fraction)."""
+    return saliency.kept(plan.spec.widths)
+
+
+__all__ = ["STRATEGIES", "InfeasibleBudget", "Plan", "make_plan", "plan_perf", "plan_pruned",
+           "plan_summary", "plan_uniform", "total_saliency_kept", "uniform_widths"]

@@ -1,0 +1,244 @@
+"""Fisher saliency of the prunable channels of a teacher (DESIGN §3).
+
+For the activation ``a`` (N×C×H×W) of a slot, taken right after the slot's
+BN+ReLU (the output of ``Family.slot_activation_path(slot)``), and ``g`` the
+gradient of the teacher's loss w.r.t. ``a``, the saliency of channel ``c`` is
+(Theis et al. 2018, as in pytorch-prunes)::
+
+    Δ_c = 1/(2N) · Σ_n (Σ_{h,w} a_nchw · g_nchw)²
+
+summed over every sample n of every batch, N = total number of samples. The
+loss is cross-entropy with ``reduction="sum"``, so ``g_n`` is the gradient of
+sample n's own loss (this is what makes ``Σ_hw a·g`` the per-sample first-order
+change of the loss when channel c is removed, and makes Δ independent of the
+batch size). pytorch-prunes uses the batch-mean loss and sums the per-batch
+means, which is B²·(number of batches)/N times our figure for batches of size
+B: the same ranking for a fixed batch size.
+
+Mode: the teacher runs in **eval mode** (BatchNorm with running statistics),
+not in the train mode pytorch-prunes uses. pytorch-prunes estimates Fisher
+during fine-tuning steps, so train mode is what it has at hand; here the teacher
+is already trained and the saliency should rank channels of the network as it
+is deployed (running statistics, deterministic, independent of batch
+composition), and eval mode leaves the teacher's BN buffers untouched.
+``train_mode=True`` reproduces pytorch-prunes' choice on a copy of the model.
+
+Capture: a forward hook on the activation module registers a tensor hook
+(``Tensor.register_hook``) on its output; no module backward hooks.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from perfstudent.errors import InputError
+
+SCHEMA = "perfstudent.saliency/1"
+
+
+class _FisherAccumulator:
+    """Hooks one activation module and accumulates Σ_n (Σ_hw a·g)² per channel."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.total: torch.Tensor | None = None
+        self._handle = module.register_forward_hook(self._forward)
+
+    def _forward(self, _module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        if not output.requires_grad:
+            return
+        act = output.detach().clone()  # the ReLU may be in-place: keep this version
+
+        def on_grad(grad: torch.Tensor) -> None:
+            per_sample = (act * grad.detach()).sum(dim=(2, 3)).double()  # (N, C)
+            squared = per_sample.pow(2).sum(dim=0)
+            self.total = squared if self.total is None else self.total + squared
+
+        output.register_hook(on_grad)
+
+    def remove(self) -> None:
+        self._handle.remove()
+
+
+def fisher_saliency(model: nn.Module, activation_paths: Mapping[str, str],
+                    batches: Iterable[tuple[torch.Tensor, torch.Tensor]], *,
+                    train_mode: bool = False) -> tuple[dict[str, list[float]], int]:
+    """Fisher saliency Δ_c of every channel of every slot; returns (scores, N).
+
+    ``activation_paths`` maps slot name -> module path whose output is the
+    slot's activation; ``batches`` yields (inputs, integer targets). The model
+    is not modified (train mode works on a deep copy).
+    """
+    was_training = model.training
+    net = copy.deepcopy(model).train() if train_mode else model.eval()
+    modules = dict(net.named_modules())
+    missing = [p for p in activation_paths.values() if p not in modules]
+    if missing:
+        raise InputError(f"model has no module {missing[0]!r} (wrong family for this checkpoint?)")
+    hooks = {slot: _FisherAccumulator(modules[path]) for slot, path in activation_paths.items()}
+    samples = 0
+    try:
+        for inputs, targets in batches:
+            net.zero_grad(set_to_none=True)
+            loss = nn.functional.cross_entropy(net(inputs), targets, reduction="sum")
+            loss.backward()
+            samples += int(inputs.shape[0])
+    finally:
+        for hook in hooks.values():
+            hook.remove()
+        net.zero_grad(set_to_none=True)
+        if not train_mode:
+            model.train(was_training)
+    if samples == 0:
+        raise InputError("no data: the saliency needs at least one batch")
+    scores = {}
+    for slot, hook in hooks.items():
+        if hook.total is None:
+            raise InputError(f"activation of slot {slot} never received a gradient")
+        scores[slot] = (hook.total / (2 * samples)).tolist()
+    return scores, samples
+
+
+@dataclass(frozen=True)
+class Saliency:
+    """Per slot, per channel Fisher scores of one teacher (JSON, schema ``perfstudent.saliency/1``)."""
+
+    family: str
+    input_size: int
+    in_channels: int
+    num_classes: int
+    slots: dict[str, list[float]]
+    teacher: dict[str, Any] = field(default_factory=dict)
+    batches: int = 0
+    samples: int = 0
+    mode: str = "eval"
+
+    def ranked(self, slot: str) -> list[float]:
+        """Scores of ``slot`` in decreasing order (keeping w channels keeps the first w)."""
+        return sorted(self.slots[slot], reverse=True)
+
+    def kept(self, widths: Mapping[str, int]) -> float:
+        """Fraction of the total saliency kept when each slot keeps its top-w channels."""
+        total = sum(sum(v) for v in self.slots.values())
+        kept = sum(sum(self.ranked(s)[:w]) for s, w in widths.items())
+        return kept / total if total > 0 else 0.0
+
+    def check_matches(self, family: str, input_size: int, full_widths: Mapping[str, int]) -> None:
+        """Refuse (InputError) a saliency of another architecture or input size."""
+        if family != self.family:
+            raise InputError(f"saliency file is for {self.family}, not {family}")
+        if input_size != self.input_size:
+            raise InputError(f"saliency file is for input size {self.input_size}, not {input_size}")
+        for slot, full in full_widths.items():
+            if len(self.slots.get(slot, [])) != full:
+                raise InputError(f"saliency file does not match {family}: slot {slot} has "
+                                 f"{len(self.slots.get(slot, []))} scores, expected {full}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "family": self.family, "input_size": self.input_size,
+                "in_channels": self.in_channels, "num_classes": self.num_classes,
+                "teacher": self.teacher, "batches": self.batches, "samples": self.samples,
+                "mode": self.mode, "slots": self.slots}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Saliency:
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            raise InputError(f"not a saliency file (expected schema {SCHEMA!r})")
+        try:
+            slots = {str(s): [float(x) for x in v] for s, v in data["slots"].items()}
+            return cls(str(data["family"]), int(data["input_size"]), int(data["in_channels"]),
+                       int(data["num_classes"]), slots, dict(data.get("teacher") or {}),
+                       int(data.get("batches", 0)), int(data.get("samples", 0)),
+                       str(data.get("mode", "eval")))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"malformed saliency file: {exc!r}") from None
+
+    @classmethod
+    def load(cls, path: Path) -> Saliency:
+        from perfstudent.io import read_json
+
+        data = read_json(Path(path), "saliency file")
+        try:
+            return cls.from_dict(data)
+        except InputError as exc:
+            raise InputError(f"{path}: {exc}") from None
+
+    def save(self, path: Path) -> None:
+        from perfstudent.io import write_json
+
+        write_json(Path(path), self.to_dict())
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes (the teacher checkpoint's identity)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def teacher_identity(run_path: Path, spec_dict: dict[str, Any], checkpoint: Path) -> dict[str, Any]:
+    """What identifies the teacher a saliency belongs to: run path, spec, checkpoint hash."""
+    return {"run": str(Path(run_path).resolve()), "spec": spec_dict,
+            "checkpoint": checkpoint.name, "sha256": file_sha256(checkpoint)}
+
+
+def _training_batches(bundle: Any, batch_size: int, batches: int,
+                      seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """``batches`` shuffled, un-augmented training batches (the data the teacher learned)."""
+    if hasattr(bundle, "batches"):  # perfstudent.distill.data.DatasetBundle
+        stream = bundle.batches("train", batch_size, augment=False, shuffle=True, seed=seed)
+    else:  # a plain torch Dataset
+        generator = torch.Generator().manual_seed(seed)
+        stream = iter(torch.utils.data.DataLoader(bundle.train, batch_size=batch_size, shuffle=True,
+                                                  generator=generator))
+    return itertools.islice(stream, batches)
+
+
+def compute_saliency(teacher: Path, data: str, *, batches: int = 100, batch_size: int = 64,
+                     data_dir: Path | None = None, seed: int = 0, train_mode: bool = False,
+                     progress: bool = True) -> Saliency:
+    """Fisher saliency of the teacher run at ``teacher`` on ``batches`` batches of ``data``.
+
+    Training data without augmentation, shuffled with ``seed``;
+    ``N = batches × batch_size`` samples (fewer if the training set is smaller).
+    See :func:`fisher_saliency`.
+    """
+    from tqdm import tqdm
+
+    from perfstudent.distill.data import load_dataset
+    from perfstudent.distill.runs import load_run
+    from perfstudent.students.registry import get_family
+
+    if batches < 1 or batch_size < 1:
+        raise InputError("--batches and --batch-size must be at least 1")
+    run = load_run(Path(teacher))
+    spec = run.spec
+    bundle = load_dataset(data, data_dir=data_dir, seed=seed)
+    if (bundle.input_size, bundle.in_channels, bundle.num_classes) != (
+            spec.input_size, spec.in_channels, spec.num_classes):
+        raise InputError(
+            f"data {data} ({bundle.input_size}px, {bundle.in_channels} channels, "
+            f"{bundle.num_classes} classes) does not fit the teacher ({spec.input_size}px, "
+            f"{spec.in_channels} channels, {spec.num_classes} classes)")
+    model = run.model("best")
+    family = get_family(spec.family)
+    paths = {slot: family.slot_activation_path(slot) for slot in spec.widths}
+    stream = tqdm(_training_batches(bundle, batch_size, batches, seed), total=batches,
+                  desc="saliency", unit="batch", disable=not progress)
+    scores, samples = fisher_saliency(model, paths, stream, train_mode=train_mode)
+    checkpoint = Path(run.path) / "best.pt"
+    used = math.ceil(samples / batch_size)
+    return Saliency(spec.family, spec.input_size, spec.in_channels, spec.num_classes, scores,
+                    teacher_identity(Path(run.path), spec.to_dict(), checkpoint), used, samples,
+                    "train" if train_mode else "eval")
