@@ -10,8 +10,11 @@ repeats:
   teacher's forward (no grad), the AT loss over the 3 stage pairs, backward;
 - ``at_cached_teacher`` vs ``plain_fixed_batch``: one fixed batch (no data
   pipeline), student steps with the AT loss against teacher maps computed
-  once before timing vs plain CE steps: the cost of the AT machinery itself
-  (hooks + loss + its backward), without the teacher's forward.
+  once before timing vs plain CE steps, interleaved step by step: the cost of
+  the AT machinery itself (hooks + loss + its backward), without the
+  teacher's forward.
+
+The epoch variants alternate their order every repeat.
 
 Writes ``benchmarks/results/at_throughput.json`` and ``.md``.
 
@@ -58,23 +61,29 @@ def _epoch_rate(runner: StepRunner, n_images: int, epoch: int) -> float:
     return n_images / (time.perf_counter() - tic)
 
 
-def _fixed_batch_rate(runner: StepRunner, teacher: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                     batches: int, beta: float) -> float:
-    """Student steps on one fixed batch: CE (beta 0) or CE + AT against teacher maps cached before timing."""
+def _fixed_batch_rates(runner: StepRunner, teacher: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                      batches: int) -> tuple[float, float]:
+    """images/s of plain CE steps and of CE + AT steps against teacher maps cached before timing.
+
+    Both on one fixed batch, interleaved step by step in alternating order, so
+    background load and allocator state hit both alike.
+    """
     paths = get_family(runner.job.spec.family).stage_paths()
     with torch.no_grad(), FeatureCapture(teacher, paths) as t_cap:
         teacher(x)
         t_feats = [f.clone() for f in t_cap.outputs()]
     model, opt = runner.bare_model.train(), runner.opt
-    with FeatureCapture(model, paths if beta else ()) as s_cap:
-        tic = time.perf_counter()
-        for _ in range(batches):
-            logits = model(x)
-            loss = distill_loss(logits, y, s_cap.outputs(), t_feats if beta else (), beta=beta)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    return batches * len(x) / (time.perf_counter() - tic)
+    spent = {0.0: 0.0, 1000.0: 0.0}
+    with FeatureCapture(model, paths) as s_cap:
+        for i in range(batches):
+            for beta in ((0.0, 1000.0) if i % 2 == 0 else (1000.0, 0.0)):
+                tic = time.perf_counter()
+                loss = distill_loss(model(x), y, s_cap.outputs(), t_feats, beta=beta)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                spent[beta] += time.perf_counter() - tic
+    return batches * len(x) / spent[0.0], batches * len(x) / spent[1000.0]
 
 
 def main() -> None:
@@ -102,9 +111,10 @@ def main() -> None:
     rates: dict[str, list[float]] = {"plain": [], "at": [], "plain_fixed_batch": [], "at_cached_teacher": []}
     steps = len(data.train) // 128
     for rep in range(args.repeats + 1):  # the first round warms up and is dropped
-        r = {name: _epoch_rate(runner, len(data.train), rep) for name, runner in runners.items()}
-        r["plain_fixed_batch"] = _fixed_batch_rate(runners["plain"], teacher, x, y, steps, 0.0)
-        r["at_cached_teacher"] = _fixed_batch_rate(runners["plain"], teacher, x, y, steps, 1000.0)
+        order = list(runners) if rep % 2 == 0 else list(reversed(runners))
+        r = {name: _epoch_rate(runners[name], len(data.train), rep) for name in order}
+        r["plain_fixed_batch"], r["at_cached_teacher"] = _fixed_batch_rates(runners["plain"], teacher, x, y,
+                                                                            steps)
         if rep:
             for name, value in r.items():
                 rates[name].append(value)

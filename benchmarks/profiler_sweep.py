@@ -86,6 +86,8 @@ def main() -> None:
     ap.add_argument("--input-size", type=int, default=32)
     ap.add_argument("--backend", default="onnxruntime")
     ap.add_argument("--protocol", default="default", choices=list(PROTOCOLS))
+    ap.add_argument("--clock", default="wall", choices=["wall", "thread_cpu"],
+                    help="thread_cpu: per-thread CPU time, for machines shared with other jobs")
     ap.add_argument("--workdir", type=Path, required=True)
     args = ap.parse_args()
     from perfstudent.profiler.backends import get_backend
@@ -94,7 +96,7 @@ def main() -> None:
     info = conditions()
     args.workdir.mkdir(parents=True, exist_ok=True)
     protocol = PROTOCOLS[args.protocol]
-    local = LocalRunner(get_backend(args.backend, get_device("local"), 1), protocol)
+    local = LocalRunner(get_backend(args.backend, get_device("local"), 1, clock=args.clock), protocol)
     spec = full_spec(args.family, args.input_size)
     base = SweepConfig(args.family, args.input_size, overhead=False)
     exh, e_view = run_sweep(args.workdir / "exhaustive.sqlite", local,

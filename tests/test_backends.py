@@ -119,11 +119,30 @@ def test_timer_agrees_with_torch_benchmark() -> None:
     torch.set_num_threads(1)
     ours = time_callable(lambda: x @ x, TimingProtocol(warmup_s=0.05, block_s=0.01, repeats=9))
     ref = Timer("x @ x", globals={"x": x}, num_threads=1).blocked_autorange(min_run_time=0.1)
-    assert ours.median_ms == pytest.approx(ref.median * 1e3, rel=0.5)  # same order on a busy box
+    # Same order of magnitude only: the two timings run one after the other on a
+    # shared machine, so a tight tolerance would test the neighbours' load, not the timer.
+    ratio = ours.median_ms / (ref.median * 1e3)
+    assert 0.25 <= ratio <= 4.0, ratio
 
 
 def test_cuda_device_is_a_clear_error_without_a_gpu() -> None:
     if torch.cuda.is_available():
         pytest.skip("a GPU is visible: the error path does not apply")
-    with pytest.raises(InputError, match="no CUDA GPU"):
-        get_device("cuda")
+    cuda = get_device("cuda")  # listed (TVM cross-builds, RPC key) but not runnable here
+    assert cuda.kind == "cuda" and cuda.properties["present"] is False
+    with pytest.raises(InputError, match="needs CUDA"):
+        get_backend("torch", cuda)
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
+def test_thread_cpu_clock(name: str) -> None:
+    dev = get_device("local")
+    backend = get_backend(name, dev, 1, clock="thread_cpu")
+    fp = Fingerprint.for_backend(backend)
+    assert fp.settings["clock"] == "thread_cpu"
+    assert "clock" not in Fingerprint.for_backend(get_backend(name, dev, 1)).settings
+    assert backend.time_shape(SHAPES[0], FAST).median_ms > 0
+    with pytest.raises(InputError, match="needs --threads 1"):
+        get_backend(name, dev, 2, clock="thread_cpu")
+    with pytest.raises(InputError, match="clock must be one of"):
+        get_backend(name, dev, 1, clock="sundial")

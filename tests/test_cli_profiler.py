@@ -138,3 +138,12 @@ def test_merge_conflict_leaves_lut_intact(lut: Path, tmp_path: Path) -> None:
 
 def test_measure_needs_one_input() -> None:
     _fails_cleanly(["measure"], match="exactly one of --spec or --plan")
+
+
+def test_tracker_without_the_remote_module(lut: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("perfstudent.profiler.remote") is not None:
+        pytest.skip("the remote runner is installed; its own tests cover --tracker")
+    _fails_cleanly(["profile", *TINY, "--lut", str(lut), "--tracker", "127.0.0.1:9190"], lut,
+                   "remote profiling through a tracker is not available")

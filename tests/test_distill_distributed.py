@@ -30,6 +30,7 @@ def _torchrun(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # two torchrun launches: ~25 s on an idle 2-core machine, 60 s under load
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")
 def test_two_cpu_processes_train_then_distill(tmp_path: Path) -> None:
     spec = tmp_path / "tiny.json"

@@ -27,9 +27,10 @@ def step_cost(shape: ConvShape) -> float:
 
 
 class FormulaRunner:
-    def __init__(self, fail_after: int | None = None) -> None:
+    def __init__(self, fail_after: int | None = None, spread: float = 0.0) -> None:
         self.calls: list[ConvShape] = []
         self.fail_after = fail_after
+        self.spread = spread  # relative half-spread of the three repeats
 
     def fingerprint(self) -> Fingerprint:
         return fingerprint()
@@ -39,7 +40,8 @@ class FormulaRunner:
             if self.fail_after is not None and len(self.calls) >= self.fail_after:
                 raise KeyboardInterrupt
             self.calls.append(shape)
-            on_result(shape, measurement(step_cost(shape)))
+            cost = step_cost(shape)
+            on_result(shape, measurement(cost, self.spread * cost))
 
     def time_model(self, spec: WidthSpec) -> Measurement:
         from perfstudent.students import conv_shapes
@@ -80,6 +82,14 @@ def test_adaptive_finds_the_staircase_with_fewer_measurements(tmp_path: Path) ->
     assert max(errors) < 1e-9  # a pure staircase is reproduced exactly
     spec = full_spec("resnet20", 8).with_widths({"layer2.1": 13, "layer3.0": 37})
     assert view.predict(spec).total_ms == pytest.approx(runner.time_model(spec).median_ms)
+
+
+def test_differences_within_the_noise_are_not_chased(tmp_path: Path) -> None:
+    quiet, noisy = FormulaRunner(), FormulaRunner(spread=0.9)  # IQR = 90% of the median
+    with LatencyTable.open(tmp_path / "q.sqlite") as a, LatencyTable.open(tmp_path / "n.sqlite") as b:
+        sweep(a, quiet, CONFIG, progress=False)
+        sweep(b, noisy, CONFIG, progress=False)
+    assert len(noisy.calls) < len(quiet.calls)
 
 
 def test_killed_sweep_resumes_without_measuring_twice(tmp_path: Path) -> None:

@@ -9,10 +9,24 @@ exit code 2 (bad input) or 1 (failure). A new module registers its commands on
 
 from perfstudent.cli import (
     basic,
+    experiment,
+    fronts,
     planning,
     profiler,
+    remote,
     train,
 )
 from perfstudent.cli._root import AppContext, cli, main
 
-__all__ = ["AppContext", "basic", "cli", "main", "planning", "profiler", "train"]
+__all__ = [
+    "AppContext",
+    "basic",
+    "cli",
+    "experiment",
+    "fronts",
+    "main",
+    "planning",
+    "profiler",
+    "remote",
+    "train",
+]

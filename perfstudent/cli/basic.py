@@ -14,17 +14,23 @@ from perfstudent.errors import InputError
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def devices(as_json: bool) -> None:
-    """Print this machine's fingerprint (CPU, cores, governor, OS, runtimes).
+    """Print this machine's fingerprint and the known devices with how each is reached.
+
+    Devices are built in (local, pi4, x86, cuda) or defined in devices.toml
+    ($PERFSTUDENT_DEVICES, else the user config dir).
 
     \b
     Example:
+      perfstudent devices
       perfstudent devices --json
     """
+    from perfstudent.profiler.devices import describe_devices
     from perfstudent.profiler.machine import machine_info
 
     info = machine_info()
+    known = describe_devices()
     if as_json:
-        click.echo(json.dumps(info, indent=2))
+        click.echo(json.dumps(info | {"devices": known}, indent=2))
         return
     click.echo("this machine (device 'local'):")
     for key, value in info.items():
@@ -33,6 +39,10 @@ def devices(as_json: bool) -> None:
                 click.echo(f"  {name + ':':<16} {version or 'not installed'}")
         else:
             click.echo(f"  {key + ':':<16} {value if value is not None else 'unknown'}")
+    click.echo("\nknown devices:")
+    for device in known:
+        click.echo(f"  {device['name']:<8} {device['kind']:<5} {device['description']}")
+        click.echo(f"  {'':<8} reach: {device['reachability']}")
 
 
 @cli.command()

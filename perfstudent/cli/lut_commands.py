@@ -122,11 +122,14 @@ def merge(other: Path, lut_path: Path | None, on_conflict: str) -> None:
 @click.option("--input-size", type=int, default=None, help="Input resolution (family default).")
 @click.option("--samples", type=click.IntRange(min=2), default=50, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--distribution", type=click.Choice(["uniform", "scaled"]), default="uniform",
+              show_default=True, help="uniform: each slot U(1, full); scaled: a global fraction "
+              "U(0.1, 1) with ±30% per-slot jitter.")
 @LUT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def validate(device: str, backend: str, threads: int, options: tuple[str, ...], protocol_name: str,
-             arch: str, input_size: int | None, samples: int, seed: int, lut_path: Path | None,
-             as_json: bool) -> None:
+             arch: str, input_size: int | None, samples: int, seed: int, distribution: str,
+             lut_path: Path | None, as_json: bool) -> None:
     """Predict random students with the LUT and measure them end to end.
 
     \b
@@ -144,7 +147,8 @@ def validate(device: str, backend: str, threads: int, options: tuple[str, ...], 
     try:
         with LatencyTable.open(lut_path, create=False) as table:
             view = table.view(Fingerprint.for_backend(be))
-        report = run_validation(view, be, base, samples, _protocol(protocol_name), seed)
+        report = run_validation(view, be, base, samples, _protocol(protocol_name), seed,
+                                distribution=distribution)
     finally:
         be.close()
     if not report.measured_ms:

@@ -26,6 +26,25 @@ def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def _tvm_options(options: dict[str, Any], backend: str, tune_trials: int,
+                 lut_path: Path | None) -> dict[str, Any]:
+    """Add ``--tune-trials`` (tvm only); the tuning database goes next to ``--lut``."""
+    if tune_trials == 0:
+        return options
+    if backend != "tvm":
+        raise InputError(f"--tune-trials applies to --backend tvm, not {backend}")
+    out = options | {"tune_trials": tune_trials}
+    if lut_path is not None:
+        out.setdefault("tuning_dir", Path(lut_path).parent / "tvm-tuning")
+    return out
+
+
+TUNE_OPTION = click.option(
+    "--tune-trials", type=click.IntRange(min=0), default=0, show_default=True,
+    help="tvm: MetaSchedule trials per shape (0 = untuned; untuned TVM latencies are tens of "
+         "times too slow to plan with).")
+
+
 def _protocol(name: str) -> Any:
     from perfstudent.profiler.measure import PROTOCOLS
 
@@ -67,12 +86,13 @@ def _family_spec(arch: str, input_size: int | None, in_channels: int | None,
 @click.option("--tolerance", type=click.FloatRange(0.0, 1.0), default=0.03, show_default=True,
               help="Adaptive sweep: relative difference treated as flat/linear.")
 @click.option("--tracker", default=None, metavar="HOST:PORT", help="TVM RPC tracker for remote boards.")
+@TUNE_OPTION
 @LUT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep report as JSON.")
 def profile(device: str, backend: str, threads: int, options: tuple[str, ...], protocol_name: str,
             arch: str, input_size: int | None, in_channels: int | None, num_classes: int | None,
-            exhaustive: bool, tolerance: float, tracker: str | None, lut_path: Path | None,
-            as_json: bool) -> None:
+            exhaustive: bool, tolerance: float, tracker: str | None, tune_trials: int,
+            lut_path: Path | None, as_json: bool) -> None:
     """Sweep every conv shape a family's students can have into the LUT.
 
     Rows already in the LUT are skipped, so a killed sweep resumes when re-run.
@@ -81,6 +101,8 @@ def profile(device: str, backend: str, threads: int, options: tuple[str, ...], p
     Example:
       perfstudent profile --device local --backend onnxruntime --arch resnet56 --threads 1
       perfstudent profile --backend torch --arch resnet20 --exhaustive --lut r20.sqlite
+      perfstudent profile --device pi4 --backend tvm --tracker 192.168.1.10:9190 \\
+          --arch resnet20 --tune-trials 256
     """
     from perfstudent.lut import LatencyTable
     from perfstudent.profiler.runner import make_runner
@@ -90,7 +112,7 @@ def profile(device: str, backend: str, threads: int, options: tuple[str, ...], p
                          tolerance=tolerance)
     _family_spec(arch, input_size, in_channels, num_classes)  # validate before touching anything
     runner = make_runner(device, backend, _protocol(protocol_name), threads, tracker,
-                         **_options(options))
+                         **_tvm_options(_options(options), backend, tune_trials, lut_path))
     try:
         with LatencyTable.open(lut_path) as table:
             report = sweep(table, runner, config)

@@ -20,6 +20,8 @@ PROTOCOLS = {
                            remeasure=0),
     "smoke": TimingProtocol(warmup_s=0.005, block_s=0.002, repeats=3, noise_threshold=1.0,
                             remeasure=0),
+    "quick": TimingProtocol(warmup_s=0.05, block_s=0.01, repeats=9, noise_threshold=0.05,
+                            remeasure=1),
     "careful": TimingProtocol(warmup_s=0.5, block_s=0.05, repeats=25),
 }
 

@@ -84,7 +84,9 @@ def make_runner(device: str, backend: str, protocol: TimingProtocol, threads: in
         runner: Runner = remote.make_tracker_runner(tracker, dev, backend, protocol, threads,
                                                     **options)
         return runner
-    if dev.reach != "local":
-        raise InputError(f"device {device!r} is reached through a TVM RPC tracker; pass "
-                         f"--tracker HOST:PORT (or run perfstudent on the device itself)")
-    return LocalRunner(get_backend(backend, dev, threads, **options), protocol)
+    from perfstudent.profiler.board import guard_on_board, require_reachable
+
+    require_reachable(dev, tracker)  # e.g. --device pi4 off the board: says both ways
+    local: Runner = guard_on_board(LocalRunner(get_backend(backend, dev, threads, **options),
+                                               protocol), dev)
+    return local

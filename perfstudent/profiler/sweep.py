@@ -2,22 +2,28 @@
 
 Rounds over a :class:`~perfstudent.profiler.runner.Runner`:
 
-1. round 0: the fixed layers (stem, downsample, head) and, per slot, its layers
-   at a coarse width grid (``1``, every ``step`` channels, full; every width with
-   ``exhaustive``);
-2. adaptive rounds: per slot, ``T_slot(w) = Σ rows of its layers at width w``. An open
-   interval ``(a, b)`` of measured widths (``b - a > 1``) is closed as *flat* when
-   ``|T_slot(b) - T_slot(a)| <= tolerance · max(T_slot(a), T_slot(b))``; otherwise its
-   midpoint ``m`` is measured. Next round, if ``T_slot(m)`` lies within
-   ``tolerance · T_slot(m)`` of the chord between ``a`` and ``b``, both halves are probed
-   once more and closed as *linear* if their midpoints are on their chords too;
-   otherwise the halves are opened like any interval. All slots' midpoints form one round; it
-   stops when no interval is open. A step inside an interval puts its midpoint off
-   the chord (or makes the ends differ), so steps are bisected down to adjacent
-   widths, while flat and linear stretches cost one or two measurements.
-3. the overhead term of the family's context (see :mod:`perfstudent.lut.view`):
-   the full network timed end to end at uniform width fractions 1, 1/2, 1/4, minus
-   the sum of its layer rows; the median residual is stored.
+1. round 0: the fixed layers (stem, downsample, head) and every *layer series*
+   at a coarse width grid (``1``, every ``full // coarse_points`` channels, full;
+   every width with ``exhaustive``). A series is one layer of a slot as a function
+   of the slot's width (e.g. conv1 ``cin -> w``, conv2 ``w -> cout``); series that
+   several slots share (identical blocks) are swept once.
+2. adaptive rounds: per series, ``T(w)`` = its row at width ``w``. An open interval
+   ``(a, b)`` of measured widths (``b - a > 1``) is closed as *flat* when
+   ``|T(b) - T(a)| <= tol · max(T(a), T(b))``; otherwise its midpoint ``m`` is
+   measured. Next round, if ``T(m)`` lies within ``tol · T(m)`` of the chord between
+   ``a`` and ``b``, both halves are probed once more and closed as *linear* if their
+   midpoints are on their chords too (two levels, so evenly spaced steps cannot pass
+   for a line; intervals at most ``CONFIRM_ABOVE`` wide close at once, since a single
+   step inside them would have moved the midpoint off the chord by half its height);
+   otherwise the halves are opened like any interval. All series'
+   midpoints form one round; it stops when no interval is open. A step inside an
+   interval puts its midpoint off the chord (or makes the ends differ), so steps are
+   bisected down to adjacent widths, while flat and linear stretches cost one or
+   two probes. ``tol`` is ``SweepConfig.tolerance`` or, if larger, half the relative
+   IQR of the rows involved (differences within the noise are not chased).
+3. the overhead model of the family's context (see :mod:`perfstudent.lut.view`):
+   the network timed end to end at uniform width fractions 1, 3/4, 1/2, 1/4, minus
+   the sum of its layer rows, fitted as ``fixed + per_mb · weight MB``.
 
 Rows already in the LUT are skipped; every row is committed as it arrives, and
 the rounds depend only on the rows, so a killed sweep re-run resumes and loses
@@ -27,15 +33,15 @@ at most the row in flight.
 from __future__ import annotations
 
 import itertools
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from tqdm import tqdm
 
-from perfstudent.lut.view import LatencyView, spec_context
+from perfstudent.lut.view import LatencyView, spec_context, weight_mb
 from perfstudent.profiler.timing import timed_seconds
 from perfstudent.students import get_family
 
@@ -47,7 +53,7 @@ if TYPE_CHECKING:
     from perfstudent.profiler.runner import Runner
     from perfstudent.students.widthspec import WidthSpec
 
-OVERHEAD_FRACTIONS = (1.0, 0.5, 0.25)
+OVERHEAD_FRACTIONS = (1.0, 0.75, 0.5, 0.25)
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ class SweepConfig:
     batch: int = 1
     exhaustive: bool = False
     tolerance: float = 0.03
-    coarse_points: int = 4  # grid intervals per slot (step = full // coarse_points)
+    coarse_points: int = 4  # grid intervals per series (step = full // coarse_points)
     overhead: bool = True
 
 
@@ -102,18 +108,24 @@ class _SlotShapes:
 
 
 Interval = tuple[int, int]
+#: An on-chord midpoint closes an interval at once if the interval is at most this wide:
+#: one step inside it would have put the midpoint off the chord by half its height, so
+#: only several steps (AVX2 fp32 kernels step every 8 channels) can fake a line; wider
+#: intervals must pass the chord test at two levels.
+CONFIRM_ABOVE = 8
 #: interval -> (its midpoint, whether that midpoint only confirms a linear parent)
 Probes = dict[Interval, tuple[int, bool]]
 
 
-def _probe(intervals: list[tuple[Interval, bool]], cost: dict[int, float], tolerance: float) -> Probes:
+def _probe(intervals: list[tuple[Interval, bool]], cost: dict[int, float],
+           tol: dict[int, float]) -> Probes:
     """Midpoints of the intervals that are neither flat nor without interior widths."""
     return {(a, b): ((a + b) // 2, confirming) for (a, b), confirming in intervals
-            if b - a > 1 and abs(cost[b] - cost[a]) > tolerance * max(cost[a], cost[b])}
+            if b - a > 1 and abs(cost[b] - cost[a]) > max(tol[a], tol[b]) * max(cost[a], cost[b])}
 
 
-def _split(probes: Probes, cost: dict[int, float], tolerance: float) -> Probes:
-    """One adaptive step for a slot, given the costs at last round's midpoints.
+def _split(probes: Probes, cost: dict[int, float], tol: dict[int, float]) -> Probes:
+    """One adaptive step for a series, given the costs at last round's midpoints.
 
     A midpoint on the chord (within ``tolerance``) of a *confirming* interval closes it
     as linear; a first on-chord midpoint opens both halves as confirming (linear must
@@ -123,10 +135,10 @@ def _split(probes: Probes, cost: dict[int, float], tolerance: float) -> Probes:
     halves: list[tuple[Interval, bool]] = []
     for (a, b), (m, confirming) in probes.items():
         chord = cost[a] + (cost[b] - cost[a]) * (m - a) / (b - a)
-        on_chord = abs(cost[m] - chord) <= tolerance * cost[m]
-        if not (on_chord and confirming):
+        on_chord = abs(cost[m] - chord) <= max(tol[a], tol[m], tol[b]) * cost[m]
+        if not (on_chord and (confirming or b - a <= CONFIRM_ABOVE)):
             halves += [((a, m), on_chord), ((m, b), on_chord)]
-    return _probe(halves, cost, tolerance)
+    return _probe(halves, cost, tol)
 
 
 class _Sweep:
@@ -157,44 +169,78 @@ class _Sweep:
             self.bar.set_postfix_str(f"round {self.report.rounds}")
             self.runner.run(todo, self._store)
 
-    def slot_cost(self, view: LatencyView, slot: str, width: int) -> float:
-        return sum(view.rows[s] for s in self.shapes(slot, width))
+    def series(self) -> dict[str, tuple[str, int, int]]:
+        """Distinct layer series -> (a slot having it, layer index in the slot, full width)."""
+        units: dict[str, tuple[str, int, int]] = {}
+        for slot, full in self.spec.widths.items():
+            ends = zip(self.shapes(slot, 1), self.shapes(slot, full), strict=True)
+            for i, (lo, hi) in enumerate(ends):
+                units.setdefault(f"{lo.key()}|{hi.key()}", (slot, i, full))
+        return units
+
+    def series_shape(self, unit: tuple[str, int, int], width: int) -> ConvShape:
+        return self.shapes(unit[0], width)[unit[1]]
+
+    def series_cost(self, view: LatencyView, unit: tuple[str, int, int], width: int) -> tuple[float, float]:
+        """(T(w) in ms, its tolerance: max(config, half the row's relative IQR))."""
+        m = view.measurements[self.series_shape(unit, width)]
+        return m.median_ms, max(self.config.tolerance, 0.5 * m.rel_iqr)
 
     def run(self) -> SweepReport:
         fam = get_family(self.config.family)
         fixed = [layer.shape for layer in fam.layers(self.spec, self.config.batch) if layer.slot is None]
-        widths = {slot: list(range(1, full + 1)) if self.config.exhaustive
+        units = self.series()
+        widths = {u: list(range(1, full + 1)) if self.config.exhaustive
                   else coarse_widths(full, self.config.coarse_points)
-                  for slot, full in self.spec.widths.items()}
+                  for u, (_, _, full) in units.items()}
         probes: dict[str, Probes] | None = None
-        pending = {slot: list(ws) for slot, ws in widths.items()}
+        pending = {u: list(ws) for u, ws in widths.items()}
         shapes = list(fixed)
         while True:
-            for slot, ws in pending.items():
-                for w in ws:
-                    shapes.extend(self.shapes(slot, w))
+            shapes += [self.series_shape(units[u], w) for u, ws in pending.items() for w in ws]
             self.run_round(shapes)
             if self.config.exhaustive:
                 break
             view = LatencyView(self.fp, self.table.rows(self.fp))
-            costs = {slot: {w: self.slot_cost(view, slot, w) for w in ws} for slot, ws in widths.items()}
-            tol = self.config.tolerance
-            probes = ({slot: _probe([(iv, False) for iv in itertools.pairwise(ws)], costs[slot], tol)
-                       for slot, ws in widths.items()} if probes is None
-                      else {slot: _split(p, costs[slot], tol) for slot, p in probes.items()})
-            pending = {slot: sorted({m for m, _ in p.values()}) for slot, p in probes.items() if p}
-            for slot, mids in pending.items():
-                widths[slot] = sorted(set(widths[slot]) | set(mids))
+            both = {u: {w: self.series_cost(view, units[u], w) for w in ws} for u, ws in widths.items()}
+            costs = {u: {w: c for w, (c, _) in d.items()} for u, d in both.items()}
+            tols = {u: {w: t for w, (_, t) in d.items()} for u, d in both.items()}
+            probes = ({u: _probe([(iv, False) for iv in itertools.pairwise(ws)], costs[u], tols[u])
+                       for u, ws in widths.items()} if probes is None
+                      else {u: _split(p, costs[u], tols[u]) for u, p in probes.items()})
+            pending = {u: sorted({m for m, _ in p.values()}) for u, p in probes.items() if p}
+            for u, mids in pending.items():
+                widths[u] = sorted(set(widths[u]) | set(mids))
             if not pending:
                 break
             shapes = []
-        self.report.widths = widths
+        self.report.widths = {f"{units[u][0]}#{units[u][1]}": ws for u, ws in widths.items()}
         return self.report
+
+
+def fit_overhead(points: list[dict[str, Any]]) -> tuple[float, float]:
+    """Least-squares ``residual = fixed + per_mb · weight_mb`` over the points.
+
+    Returns ``(fixed_ms, ms_per_weight_mb)``; with fewer than 3 points or a negative
+    slope, the slope is 0 and ``fixed`` is the median residual.
+    """
+    res = np.asarray([p["residual_ms"] for p in points], dtype=float)
+    mb = np.asarray([p["weight_mb"] for p in points], dtype=float)
+    if len(points) >= 3 and np.ptp(mb) > 0:
+        slope, fixed = np.polyfit(mb, res, 1)
+        if slope >= 0:
+            return float(fixed), float(slope)
+    return float(np.median(res)), 0.0
 
 
 def measure_overhead(table: LatencyTable, runner: Runner, spec: WidthSpec, batch: int = 1,
                      fractions: tuple[float, ...] = OVERHEAD_FRACTIONS) -> float:
-    """Store and return the median of (network time − Σ layer rows) at uniform width fractions."""
+    """Measure, store and return the overhead model of ``spec``'s context (ms at full width).
+
+    At uniform width fractions the network is timed end to end; residual = network
+    − Σ layer rows. Model (see :mod:`perfstudent.lut.view`): ``fixed + per_mb · W``
+    with ``W`` the conv/linear weight megabytes of the student, fitted by least squares.
+    """
     fp = runner.fingerprint()
     view = LatencyView(fp, table.rows(fp))
     points = []
@@ -203,10 +249,12 @@ def measure_overhead(table: LatencyTable, runner: Runner, spec: WidthSpec, batch
         net = runner.time_model(probe)
         conv_sum, _ = view.conv_sum_ms(probe, batch)
         points.append({"fraction": fraction, "net_ms": net.median_ms, "conv_sum_ms": conv_sum,
-                       "residual_ms": net.median_ms - conv_sum, "net_noisy": net.noisy})
-    overhead = statistics.median(p["residual_ms"] for p in points)
-    table.set_overhead(fp, spec_context(spec, batch), overhead, {"points": points})
-    return overhead
+                       "residual_ms": net.median_ms - conv_sum, "net_noisy": net.noisy,
+                       "weight_mb": weight_mb(probe, batch)})
+    fixed, per_mb = fit_overhead(points)
+    table.set_overhead(fp, spec_context(spec, batch), fixed,
+                       {"points": points, "fixed_ms": fixed, "ms_per_weight_mb": per_mb})
+    return fixed + per_mb * weight_mb(spec, batch)
 
 
 def sweep(table: LatencyTable, runner: Runner, config: SweepConfig,

@@ -21,6 +21,7 @@ import math
 import time
 from collections.abc import Callable
 
+from perfstudent.errors import InputError
 from perfstudent.profiler.measurement import Measurement, TimingProtocol
 
 #: Times one block: ``block_timer(fn, inner) -> seconds`` for ``inner`` back-to-back calls.
@@ -45,16 +46,59 @@ def cpu_block_timer(fn: Callable[[], object], inner: int) -> float:
     return time.perf_counter() - start
 
 
-def _warm_up(fn: Callable[[], object], seconds: float, block_timer: BlockTimer) -> tuple[float, int]:
-    """Call ``fn`` until ``seconds`` have passed (at least twice); return (s per call, calls)."""
+def thread_cpu_block_timer(fn: Callable[[], object], inner: int) -> float:
+    """CPU seconds this thread spent in ``inner`` calls (``time.thread_time``).
+
+    On a machine shared with other jobs, wall-clock blocks also count the time the
+    scheduler gave to other processes; the calling thread's CPU time does not. It
+    equals the latency on an idle core only for single-threaded runtimes that compute
+    in the calling thread (ORT ``intra_op_num_threads=1``, ``torch.set_num_threads(1)``),
+    so backends accept it only with one thread. Cache pollution by other tenants
+    still shows.
+    """
+    start = time.thread_time()
+    for _ in range(inner):
+        fn()
+    return time.thread_time() - start
+
+
+#: Backend option ``clock``: ``wall`` (default, the real latency) or ``thread_cpu``.
+CLOCKS: dict[str, BlockTimer] = {"wall": cpu_block_timer, "thread_cpu": thread_cpu_block_timer}
+
+
+def check_clock(clock: str, threads: int, device_kind: str) -> str:
+    """Validate a ``clock`` option (``thread_cpu`` needs one thread on a CPU device)."""
+    if clock not in CLOCKS:
+        raise InputError(f"clock must be one of {', '.join(CLOCKS)}, got {clock!r}")
+    if clock == "thread_cpu" and (threads != 1 or device_kind != "cpu"):
+        raise InputError("clock=thread_cpu measures the calling thread only: it needs --threads 1 "
+                         "on a CPU device")
+    return clock
+
+
+#: A block may last at most this many times ``block_s`` of wall time (guards the inner-loop
+#: sizing against a clock that under-reads, e.g. CPU time of work done in other threads).
+MAX_BLOCK_WALL_FACTOR = 20.0
+
+
+def _warm_up(fn: Callable[[], object], seconds: float,
+             block_timer: BlockTimer) -> tuple[float, float]:
+    """Call ``fn`` until ``seconds`` have passed (at least twice).
+
+    Returns the fastest per-call time on ``block_timer``'s clock and on the wall clock
+    (the first call, often slower, is excluded when there are more).
+    """
     calls, spent = 0, 0.0
-    per_call = float("inf")
+    per_call, per_wall = float("inf"), float("inf")
     while calls < 2 or spent < seconds:
+        start = time.perf_counter()
         elapsed = block_timer(fn, 1)
+        wall = time.perf_counter() - start
         spent += elapsed
         calls += 1
-        per_call = min(per_call, elapsed) if calls > 1 else elapsed
-    return per_call, calls
+        if calls > 1:
+            per_call, per_wall = min(per_call, elapsed), min(per_wall, wall)
+    return per_call, per_wall
 
 
 def _blocks(fn: Callable[[], object], inner: int, repeats: int, block_timer: BlockTimer) -> list[float]:
@@ -67,8 +111,9 @@ def time_callable(fn: Callable[[], object], protocol: TimingProtocol,
     global _timed_seconds
     start = time.perf_counter()
     try:
-        per_call, _ = _warm_up(fn, protocol.warmup_s, block_timer)
+        per_call, per_wall = _warm_up(fn, protocol.warmup_s, block_timer)
         inner = max(1, math.ceil(protocol.block_s / max(per_call, 1e-9)))
+        inner = min(inner, max(1, int(MAX_BLOCK_WALL_FACTOR * protocol.block_s / max(per_wall, 1e-9))))
         best: Measurement | None = None
         for _attempt in range(protocol.remeasure + 1):
             result = Measurement.from_repeats(_blocks(fn, inner, protocol.repeats, block_timer),

@@ -22,7 +22,7 @@ import numpy as np
 
 from perfstudent.errors import InputError
 from perfstudent.profiler.backends import Backend, register_backend
-from perfstudent.profiler.timing import time_callable
+from perfstudent.profiler.timing import CLOCKS, check_clock, time_callable
 
 if TYPE_CHECKING:
     import onnx
@@ -76,13 +76,13 @@ def shape_graph(shape: ConvShape) -> onnx.ModelProto:
 
 @register_backend
 class OrtBackend(Backend):
-    """ONNX Runtime on the CPU. Options: ``opt_level`` (disable|basic|extended|all)."""
+    """ONNX Runtime on the CPU. Options: ``opt_level`` (disable|basic|extended|all), ``clock``."""
 
     name = "onnxruntime"
 
     def __init__(self, device: Device, threads: int | None = None, **options: Any) -> None:
         super().__init__(device, threads, **options)
-        unknown = set(options) - {"opt_level"}
+        unknown = set(options) - {"opt_level", "clock"}
         if unknown:
             raise InputError(f"unknown onnxruntime backend options: {', '.join(sorted(unknown))}")
         self.opt_level = str(options.get("opt_level", "extended"))
@@ -90,6 +90,7 @@ class OrtBackend(Backend):
             raise InputError(f"opt_level must be one of {', '.join(OPT_LEVELS)}, got {self.opt_level!r}")
         if device.kind != "cpu":
             raise InputError(f"the onnxruntime backend runs on CPU devices, not {device.kind}")
+        self.clock = check_clock(str(options.get("clock", "wall")), self.threads, device.kind)
 
     def version(self) -> str:
         import onnxruntime as ort
@@ -97,8 +98,9 @@ class OrtBackend(Backend):
         return str(ort.__version__)
 
     def settings(self) -> dict[str, Any]:
-        return {"threads": self.threads, "inter_op_threads": 1, "execution_mode": "sequential",
-                "opt_level": self.opt_level, "provider": "CPUExecutionProvider"}
+        settings = {"threads": self.threads, "inter_op_threads": 1, "execution_mode": "sequential",
+                    "opt_level": self.opt_level, "provider": "CPUExecutionProvider"}
+        return settings | ({"clock": self.clock} if self.clock != "wall" else {})
 
     def session(self, model_bytes: bytes) -> ort.InferenceSession:
         import onnxruntime as ort
@@ -121,7 +123,7 @@ class OrtBackend(Backend):
         rng = np.random.default_rng(1)
         feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in sess.get_inputs()}
         names = [o.name for o in sess.get_outputs()]
-        return time_callable(lambda: sess.run(names, feeds), protocol)
+        return time_callable(lambda: sess.run(names, feeds), protocol, CLOCKS[self.clock])
 
     def time_shape(self, shape: ConvShape, protocol: TimingProtocol) -> Measurement:
         return self._time(shape_graph(shape).SerializeToString(), protocol)

@@ -20,7 +20,7 @@ from torch import nn
 
 from perfstudent.errors import InputError
 from perfstudent.profiler.backends import Backend, register_backend
-from perfstudent.profiler.timing import cpu_block_timer, time_callable
+from perfstudent.profiler.timing import CLOCKS, check_clock, time_callable
 
 if TYPE_CHECKING:
     from perfstudent.convshape import ConvShape
@@ -79,13 +79,13 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
 @register_backend
 class TorchBackend(Backend):
-    """PyTorch eager. Options: ``memory_format`` (contiguous|channels_last), ``dtype``."""
+    """PyTorch eager. Options: ``memory_format`` (contiguous|channels_last), ``dtype``, ``clock``."""
 
     name = "torch"
 
     def __init__(self, device: Device, threads: int | None = None, **options: Any) -> None:
         super().__init__(device, threads, **options)
-        unknown = set(options) - {"memory_format", "dtype", "cudnn_benchmark"}
+        unknown = set(options) - {"memory_format", "dtype", "cudnn_benchmark", "clock"}
         if unknown:
             raise InputError(f"unknown torch backend options: {', '.join(sorted(unknown))}")
         self.memory_format = str(options.get("memory_format", "contiguous"))
@@ -99,6 +99,7 @@ class TorchBackend(Backend):
         if device.kind == "cuda" and not torch.cuda.is_available():
             raise InputError(f"device {device.name!r} needs CUDA, which this torch cannot see")
         self.torch_device = torch.device("cuda" if device.kind == "cuda" else "cpu")
+        self.clock = check_clock(str(options.get("clock", "wall")), self.threads, device.kind)
 
     def version(self) -> str:
         return str(torch.__version__)
@@ -110,6 +111,8 @@ class TorchBackend(Backend):
         if self.torch_device.type == "cuda":
             settings["cudnn_benchmark"] = self.cudnn_benchmark
             settings["cuda"] = torch.version.cuda
+        if self.clock != "wall":
+            settings["clock"] = self.clock
         return settings
 
     def _prepare(self, module: nn.Module, inputs: list[torch.Tensor]) -> Callable[[], object]:
@@ -130,7 +133,7 @@ class TorchBackend(Backend):
         return call
 
     def _block_timer(self) -> Callable[[Callable[[], object], int], float]:
-        return cuda_block_timer if self.torch_device.type == "cuda" else cpu_block_timer
+        return cuda_block_timer if self.torch_device.type == "cuda" else CLOCKS[self.clock]
 
     def time_shape(self, shape: ConvShape, protocol: TimingProtocol) -> Measurement:
         call = self._prepare(ShapeModule(shape), shape_inputs(shape))

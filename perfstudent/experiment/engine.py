@@ -1,0 +1,143 @@
+"""A resumable chain of steps with a state file, written atomically.
+
+Each :class:`Step` has an id, the parameters that determine its output, an
+action that produces the output, and a check that says whether the output on
+disk is complete. Its *digest* is
+``sha256(params, [(dep id, dep digest, dep finish time) for dep in deps])``,
+so changing a setting, or re-running an upstream step, invalidates exactly the
+steps downstream of it. A step is skipped when the state file records it done
+with the same digest and its check passes; otherwise it is cleaned (partial
+output removed, or kept for resuming, as the step decides), run, checked, and
+recorded done. ``state.json`` is rewritten atomically after every transition,
+so a killed experiment loses at most the step in flight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from perfstudent.errors import InputError, PerfStudentError
+from perfstudent.io import read_json, write_json
+
+STATE_SCHEMA = "perfstudent.experiment-state/1"
+
+
+@dataclass
+class Step:
+    """One unit of work; ``check()`` returns None when the output is complete, else why not."""
+
+    id: str
+    params: dict[str, Any]
+    action: Callable[[], None]
+    check: Callable[[], str | None]
+    deps: tuple[str, ...] = ()
+    #: Called before running with ``resumable`` (the state holds an unfinished attempt with the
+    #: same digest): remove partial output, or keep it to resume from.
+    clean: Callable[[bool], None] | None = None
+    #: Skip whenever the check passes, even if this state file never ran it (e.g. LUT rows
+    #: measured by another experiment: they are keyed by fingerprint, not by who made them).
+    reuse_valid_output: bool = False
+
+
+@dataclass
+class StepOutcome:
+    id: str
+    ran: bool
+    seconds: float
+
+
+@dataclass
+class State:
+    """The experiment's state file: per step, status, digest, start/finish time, duration."""
+
+    path: Path
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> State:
+        if not path.exists():
+            return cls(path)
+        data = read_json(path, "experiment state")
+        if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
+            raise InputError(f"{path} is not a {STATE_SCHEMA} file")
+        return cls(path, dict(data.get("steps", {})))
+
+    def save(self) -> None:
+        write_json(self.path, {"schema": STATE_SCHEMA, "steps": self.steps})
+
+    def mark(self, step_id: str, **fields: Any) -> None:
+        self.steps[step_id] = {**self.steps.get(step_id, {}), **fields}
+        self.save()
+
+    def is_done(self, step_id: str, digest: str) -> bool:
+        entry = self.steps.get(step_id, {})
+        return entry.get("status") == "done" and entry.get("digest") == digest
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def digest_of(step: Step, state: State) -> str:
+    """The step's digest (module docstring); deps must already be in the state."""
+    deps = []
+    for dep in step.deps:
+        entry = state.steps.get(dep, {})
+        deps.append([dep, entry.get("digest"), entry.get("finished")])
+    blob = json.dumps({"params": step.params, "deps": deps}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _run_one(step: Step, state: State, digest: str) -> float:
+    if step.clean is not None:
+        step.clean(state.steps.get(step.id, {}).get("digest") == digest)
+    state.mark(step.id, status="running", digest=digest, started=_now(), finished=None)
+    start = time.perf_counter()
+    step.action()
+    seconds = time.perf_counter() - start
+    problem = step.check()
+    if problem:
+        state.mark(step.id, status="failed", error=problem)
+        raise PerfStudentError(f"step {step.id} finished but its output is incomplete: {problem}")
+    state.mark(step.id, status="done", finished=_now(), seconds=round(seconds, 3), error=None)
+    return seconds
+
+
+def run_steps(steps: Sequence[Step], state_path: Path, *, progress: bool = True,
+              log: Callable[[str], None] | None = None) -> list[StepOutcome]:
+    """Run ``steps`` in order, skipping finished ones (see the module docstring)."""
+    from tqdm import tqdm
+
+    ids = [s.id for s in steps]
+    if len(set(ids)) != len(ids):
+        raise ValueError("duplicate step ids")
+    state = State.load(state_path)
+    stale = [k for k in state.steps if k not in ids]
+    if stale:  # steps of an earlier configuration (e.g. a budget since removed)
+        for key in stale:
+            del state.steps[key]
+        state.save()
+    outcomes = []
+    bar = tqdm(steps, desc="experiment", unit="step", disable=not progress)
+    for step in bar:
+        bar.set_postfix_str(step.id)
+        digest = digest_of(step, state)
+        valid = step.check() is None
+        if valid and (state.is_done(step.id, digest) or step.reuse_valid_output):
+            if not state.is_done(step.id, digest):
+                state.mark(step.id, status="done", digest=digest, started=None, finished=_now(),
+                           seconds=0.0, reused=True)
+            outcomes.append(StepOutcome(step.id, False, 0.0))
+            continue
+        if log:
+            log(f"running {step.id}")
+        outcomes.append(StepOutcome(step.id, True, _run_one(step, state, digest)))
+    bar.close()
+    return outcomes

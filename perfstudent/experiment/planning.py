@@ -1,0 +1,97 @@
+"""Experiment steps between the teacher and the students: saliency, budgets, plans."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from perfstudent.errors import InputError
+from perfstudent.experiment.actions import Context, view
+from perfstudent.experiment.budgets import Budget, resolve_budgets
+from perfstudent.io import read_json, write_json
+
+
+def saliency(ctx: Context, teacher: Path, out: Path) -> None:
+    from perfstudent.students.saliency import compute_saliency
+
+    s = ctx.config["saliency"]
+    d = ctx.data_args()
+    result = compute_saliency(teacher, d["data"], batches=s["batches"], batch_size=s["batch_size"],
+                              data_dir=d["data_dir"], progress=ctx.progress)
+    result.save(out)
+
+
+def check_saliency(ctx: Context, path: Path) -> str | None:
+    from perfstudent.students.saliency import Saliency
+
+    if not path.is_file():
+        return f"{path} does not exist"
+    try:
+        loaded = Saliency.load(path)
+    except InputError as exc:
+        return str(exc)
+    return None if loaded.family == ctx.family else f"{path} is for {loaded.family}"
+
+
+def budgets(ctx: Context, out: Path) -> None:
+    """Resolve the configured budgets to ms against the full network's prediction."""
+    full = ctx.full_spec()
+    lut = view(ctx)
+    full_ms = float(lut.predict(full).total_ms)
+    smallest_ms = float(lut.predict(full.with_widths(dict.fromkeys(full.widths, 1))).total_ms)
+    resolved = resolve_budgets(ctx.config["experiment"]["budgets"], full_ms)
+    for b in resolved:
+        if b.ms < smallest_ms:
+            raise InputError(
+                f"[experiment] budgets: {b.given!r} = {b.ms:.4g} ms is below the smallest "
+                f"{full.family} student at {full.input_size}px ({smallest_ms:.4g} ms predicted = "
+                f"{smallest_ms / full_ms:.2f} of the full network's {full_ms:.4g} ms); "
+                f"use at least {smallest_ms / full_ms:.2f} or {smallest_ms:.3g}ms")
+    write_json(out, {"full_predicted_ms": full_ms, "smallest_predicted_ms": smallest_ms,
+                     "budgets": [{"given": b.given, "label": b.label, "ms": b.ms} for b in resolved]})
+
+
+def load_budgets(path: Path) -> dict[str, Budget]:
+    data = read_json(path, "budgets")
+    return {b["label"]: Budget(b["given"], b["label"], float(b["ms"])) for b in data["budgets"]}
+
+
+def check_budgets(ctx: Context, path: Path, labels: list[str]) -> str | None:
+    if not path.is_file():
+        return f"{path} does not exist"
+    try:
+        known = load_budgets(path)
+    except (InputError, KeyError, TypeError, ValueError) as exc:
+        return f"{path} is malformed: {exc}"
+    return None if list(known) == labels else f"{path} has budgets {list(known)}, want {labels}"
+
+
+def plan(ctx: Context, strategy: str, budget_label: str, budgets_path: Path, teacher: Path,
+         saliency_path: Path | None, out: Path) -> None:
+    """``make_plan`` on the teacher's spec for one strategy and budget; saved as JSON."""
+    from perfstudent.distill.runs import load_run
+    from perfstudent.students.planner import make_plan
+    from perfstudent.students.saliency import Saliency
+
+    budget = load_budgets(budgets_path)[budget_label]
+    device, backend, threads = ctx.device
+    scores = Saliency.load(saliency_path) if saliency_path is not None else None
+    result = make_plan(strategy, budget.ms, view(ctx), load_run(teacher).spec, scores,
+                       ctx.config["distill"]["margin_ms"], device=device, backend=backend,
+                       threads=threads)
+    result.save(out)
+
+
+def check_plan(path: Path, strategy: str) -> str | None:
+    """Complete when the plan loads, has the strategy, and its prediction is within budget."""
+    if not path.is_file():
+        return f"{path} does not exist"
+    try:
+        data: Any = read_json(path, "plan")
+        if data.get("strategy") != strategy:
+            return f"{path} is a {data.get('strategy')} plan, want {strategy}"
+        if float(data["predicted_ms"]) > float(data["budget_ms"]) + 1e-9:
+            return f"{path} predicts {data['predicted_ms']} ms over its budget {data['budget_ms']} ms"
+    except (InputError, KeyError, TypeError, ValueError, AttributeError) as exc:
+        return f"{path} is malformed: {exc}"
+    return None

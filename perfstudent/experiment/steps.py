@@ -1,0 +1,195 @@
+"""The experiment as a step graph, and ``run_experiment``.
+
+Layout of an experiment directory::
+
+    EXP/config.json          the validated configuration (defaults filled in)
+    EXP/state.json           step states (see :mod:`.engine`)
+    EXP/teacher/             the teacher run (unless [train] teacher reuses one)
+    EXP/saliency.json        Fisher saliency of the teacher
+    EXP/budgets.json         the budgets in ms (fractions resolved on the LUT)
+    EXP/plans/S-B.json       one plan per strategy S and budget label B
+    EXP/runs/S-B-sN/         one distilled student per plan and seed N
+    EXP/front/front.png|svg|csv, front-summary.csv, front-staircase.png|svg
+    EXP/report.md            the table, the comparison at equal latency, the figures
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from perfstudent.experiment import actions as act
+from perfstudent.experiment import planning as pl
+from perfstudent.experiment.budgets import budget_label
+from perfstudent.experiment.config import ExperimentConfig
+from perfstudent.experiment.engine import Step, StepOutcome, run_steps
+
+
+@dataclass(frozen=True)
+class Layout:
+    out: Path
+    teacher: Path
+
+    @property
+    def saliency(self) -> Path:
+        return self.out / "saliency.json"
+
+    @property
+    def budgets(self) -> Path:
+        return self.out / "budgets.json"
+
+    def plan(self, strategy: str, label: str) -> Path:
+        return self.out / "plans" / f"{strategy}-{label}.json"
+
+    def run(self, strategy: str, label: str, seed: int) -> Path:
+        return self.out / "runs" / f"{strategy}-{label}-s{seed}"
+
+    @property
+    def front(self) -> Path:
+        return self.out / "front" / "front.png"
+
+    @property
+    def report(self) -> Path:
+        return self.out / "report.md"
+
+
+def _rm(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _head_steps(ctx: act.Context, lay: Layout) -> list[Step]:
+    cfg = ctx.config
+    device = dict(cfg["device"], lut=str(ctx.lut))
+    dims = [ctx.family, ctx.input_size, ctx.in_channels, ctx.num_classes]
+    steps = [Step("profile", {"device": device, "profile": cfg["profile"], "dims": dims},
+                  lambda: act.profile(ctx), lambda: act.check_profile(ctx),
+                  reuse_valid_output=True)]
+    t = cfg["train"]
+    if t["teacher"] is None:
+        steps.append(Step("teacher", {"train": _settings(t), "data": cfg["data"], "dims": dims},
+                          lambda: act.train(ctx, lay.teacher, kind="train", seed=t["seed"]),
+                          lambda: act.check_run(lay.teacher, t["epochs"]),
+                          clean=lambda resumable: act.clean_run(lay.teacher, resumable)))
+    else:
+        steps.append(Step("teacher", {"reuse": str(lay.teacher)}, lambda: _reuse(lay.teacher),
+                          lambda: act.check_run(lay.teacher), reuse_valid_output=True))
+    steps += [
+        Step("saliency", {"saliency": cfg["saliency"], "data": cfg["data"]},
+             lambda: pl.saliency(ctx, lay.teacher, lay.saliency),
+             lambda: pl.check_saliency(ctx, lay.saliency), deps=("teacher",),
+             clean=lambda _r: _rm(lay.saliency)),
+        Step("budgets", {"budgets": cfg["experiment"]["budgets"]},
+             lambda: pl.budgets(ctx, lay.budgets),
+             lambda: pl.check_budgets(ctx, lay.budgets, _labels(cfg)), deps=("profile",),
+             clean=lambda _r: _rm(lay.budgets)),
+    ]
+    return steps
+
+
+#: Settings that change how fast a step runs, not what it produces: not part of digests.
+_SPEED_ONLY = ("threads",)
+
+
+def _settings(section: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in section.items() if k not in _SPEED_ONLY}
+
+
+def _reuse(teacher: Path) -> None:
+    problem = act.check_run(teacher)
+    if problem:
+        from perfstudent.errors import InputError
+
+        raise InputError(f"[train] teacher: {problem}")
+
+
+def _labels(cfg: ExperimentConfig) -> list[str]:
+    return [budget_label(b) for b in cfg["experiment"]["budgets"]]
+
+
+def _student_steps(ctx: act.Context, lay: Layout) -> list[Step]:
+    cfg = ctx.config
+    exp, dist = cfg["experiment"], cfg["distill"]
+    steps = []
+    for label in _labels(cfg):
+        for s in exp["strategies"]:
+            path = lay.plan(s, label)
+            steps.append(Step(f"plan/{s}/{label}", {"margin_ms": dist["margin_ms"]},
+                              _bind(pl.plan, ctx, s, label, lay.budgets, lay.teacher,
+                                    lay.saliency, path),
+                              _bind(pl.check_plan, path, s),
+                              deps=("budgets", "saliency", "teacher"),
+                              clean=_bind_clean(_rm_unless_resumable, path)))
+    device = dict(cfg["device"], lut=str(ctx.lut))
+    runs = [(s, label, seed) for seed in exp["seeds"] for label in _labels(cfg)
+            for s in exp["strategies"]]
+    for s, label, seed in runs:
+        run, plan = lay.run(s, label, seed), f"plan/{s}/{label}"
+        steps.append(Step(f"distill/{s}/{label}/s{seed}",
+                          {"distill": _settings(dist), "data": cfg["data"], "seed": seed},
+                          _bind(act.train, ctx, run, kind="distill", seed=seed,
+                                plan=lay.plan(s, label), teacher=lay.teacher),
+                          _bind(act.check_run, run, dist["epochs"]),
+                          deps=(plan, "teacher"), clean=_bind_clean(act.clean_run, run)))
+    # All measurements after all training, back to back: on a shared machine the load
+    # drifts over minutes, and runs compared at equal latency should see the same load.
+    for s, label, seed in runs:
+        run = lay.run(s, label, seed)
+        steps.append(Step(f"measure/{s}/{label}/s{seed}", {"device": device},
+                          _bind(act.measure, ctx, run), _bind(act.check_measured, ctx, run),
+                          deps=(f"distill/{s}/{label}/s{seed}",)))
+    return steps
+
+
+def _bind(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    return lambda: fn(*args, **kwargs)
+
+
+def _bind_clean(fn: Callable[[Path, bool], None], path: Path) -> Callable[[bool], None]:
+    return lambda resumable: fn(path, resumable)
+
+
+def _rm_unless_resumable(path: Path, _resumable: bool) -> None:
+    _rm(path)
+
+
+def build_steps(ctx: act.Context, lay: Layout) -> list[Step]:
+    """Every step of the experiment, in execution order."""
+    from perfstudent.experiment import report
+
+    device = dict(ctx.config["device"], lut=str(ctx.lut))
+    steps = _head_steps(ctx, lay) + _student_steps(ctx, lay)
+    steps.append(Step("measure/teacher", {"device": device}, lambda: act.measure(ctx, lay.teacher),
+                      lambda: act.check_measured(ctx, lay.teacher), deps=("teacher",)))
+    measured = tuple(s.id for s in steps if s.id.startswith("measure/"))
+    runs = [lay.teacher] + [lay.run(s, b, n) for n in ctx.config["experiment"]["seeds"]
+                            for b in _labels(ctx.config)
+                            for s in ctx.config["experiment"]["strategies"]]
+    steps.append(Step("front", {"front": ctx.config["front"]},
+                      lambda: report.front(ctx, runs, lay.front),
+                      lambda: report.check_front(lay.front), deps=measured))
+    steps.append(Step("report", {}, lambda: report.write_report(ctx, lay),
+                      lambda: None if lay.report.is_file() else f"{lay.report} missing",
+                      deps=("front",)))
+    return steps
+
+
+def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True,
+                   log: Any = None) -> list[StepOutcome]:
+    """Run (or resume) the experiment of ``config`` in directory ``out``."""
+    from perfstudent.io import read_json, write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    resolved = out / "config.json"
+    if not resolved.is_file() or read_json(resolved, "experiment config") != config.to_dict():
+        write_json(resolved, config.to_dict())  # only when it changed: a re-run touches nothing
+    size, channels, classes = act.dataset_dims(config)
+    ctx = act.Context(config, out, config.path("device", "lut"), size, channels, classes, progress)
+    teacher = config.path("train", "teacher") or out / "teacher"
+    return run_steps(build_steps(ctx, Layout(out, teacher)), out / "state.json",
+                     progress=progress, log=log)

@@ -1,0 +1,24 @@
+"""Accuracy-latency fronts: collect runs, measure them, Pareto fronts, figures (DESIGN §1)."""
+
+from __future__ import annotations
+
+from perfstudent.fronts.collect import RunPoint, collect_points, ensure_latency, latency_key
+from perfstudent.fronts.front import FrontResult, make_front
+from perfstudent.fronts.pareto import front_at, pareto_front, pareto_mask, step_xy
+from perfstudent.fronts.table import aggregate, compare_at_budgets, fronts
+
+__all__ = [
+    "FrontResult",
+    "RunPoint",
+    "aggregate",
+    "collect_points",
+    "compare_at_budgets",
+    "ensure_latency",
+    "front_at",
+    "fronts",
+    "latency_key",
+    "make_front",
+    "pareto_front",
+    "pareto_mask",
+    "step_xy",
+]

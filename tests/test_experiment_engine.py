@@ -1,0 +1,122 @@
+"""The resumable step engine: skip finished steps, redo invalidated ones, survive failures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from perfstudent.errors import PerfStudentError
+from perfstudent.experiment.engine import Step, run_steps
+
+
+class Chain:
+    """Three steps a -> b -> c; each appends its input to its own file (so re-runs show)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.calls: list[str] = []
+        self.fail_at: str | None = None
+        self.params = {"a": 1, "b": 1, "c": 1}
+        self.cleaned: list[tuple[str, bool]] = []
+
+    def action(self, name: str, src: str | None) -> Callable[[], None]:
+        def run() -> None:
+            self.calls.append(name)
+            if self.fail_at == name:
+                (self.root / f"{name}.txt").write_text("partial")
+                raise RuntimeError(f"{name} interrupted")
+            text = (self.root / f"{src}.txt").read_text() if src else "seed"
+            (self.root / f"{name}.txt").write_text(text + name)
+        return run
+
+    def check(self, name: str) -> Callable[[], str | None]:
+        def check() -> str | None:
+            path = self.root / f"{name}.txt"
+            return None if path.exists() and path.read_text().endswith(name) else "incomplete"
+        return check
+
+    def clean(self, name: str) -> Callable[[bool], None]:
+        return lambda resumable: self.cleaned.append((name, resumable))
+
+    def steps(self) -> list[Step]:
+        order = [("a", None), ("b", "a"), ("c", "b")]
+        return [Step(n, {"v": self.params[n]}, self.action(n, s), self.check(n),
+                     deps=(s,) if s else (), clean=self.clean(n)) for n, s in order]
+
+    def run(self) -> list[str]:
+        self.calls.clear()
+        run_steps(self.steps(), self.root / "state.json", progress=False)
+        return list(self.calls)
+
+
+def test_second_run_does_no_work(tmp_path: Path) -> None:
+    chain = Chain(tmp_path)
+    assert chain.run() == ["a", "b", "c"]
+    mtimes = {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()}
+    assert chain.run() == []
+    assert {p.name: p.stat().st_mtime_ns for p in tmp_path.iterdir()} == mtimes
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert [e["status"] for e in state["steps"].values()] == ["done"] * 3
+
+
+def test_failure_mid_way_then_resume(tmp_path: Path) -> None:
+    chain = Chain(tmp_path)
+    chain.fail_at = "b"
+    with pytest.raises(RuntimeError, match="b interrupted"):
+        chain.run()
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["steps"]["a"]["status"] == "done" and state["steps"]["b"]["status"] == "running"
+    chain.fail_at = None
+    assert chain.run() == ["b", "c"]  # a is not redone
+    assert ("b", True) in chain.cleaned  # the same attempt: offered to resume
+    assert (tmp_path / "c.txt").read_text() == "seedabc"
+
+
+def test_changed_setting_redoes_that_step_and_downstream(tmp_path: Path) -> None:
+    chain = Chain(tmp_path)
+    chain.run()
+    chain.params["b"] = 2
+    assert chain.run() == ["b", "c"]
+    assert ("b", False) in chain.cleaned  # different settings: not resumable
+
+
+def test_deleted_output_is_redone(tmp_path: Path) -> None:
+    chain = Chain(tmp_path)
+    chain.run()
+    (tmp_path / "c.txt").unlink()
+    assert chain.run() == ["c"]
+
+
+def test_redone_upstream_invalidates_downstream(tmp_path: Path) -> None:
+    chain = Chain(tmp_path)
+    chain.run()
+    (tmp_path / "a.txt").write_text("corrupt")
+    assert chain.run() == ["a", "b", "c"]
+
+
+def test_output_failing_its_check_is_an_error(tmp_path: Path) -> None:
+    step = Step("x", {}, lambda: None, lambda: "nothing written")
+    with pytest.raises(PerfStudentError, match="step x finished but its output is incomplete"):
+        run_steps([step], tmp_path / "state.json", progress=False)
+    assert json.loads((tmp_path / "state.json").read_text())["steps"]["x"]["status"] == "failed"
+
+
+def test_valid_output_reused_without_state(tmp_path: Path) -> None:
+    (tmp_path / "lut").write_text("rows")
+    calls: list[int] = []
+    step = Step("profile", {}, lambda: calls.append(1),
+                lambda: None if (tmp_path / "lut").exists() else "no rows", reuse_valid_output=True)
+    run_steps([step], tmp_path / "state.json", progress=False)
+    assert calls == []
+    assert json.loads((tmp_path / "state.json").read_text())["steps"]["profile"]["reused"] is True
+
+
+def test_steps_no_longer_configured_leave_the_state(tmp_path: Path) -> None:
+    chain = Chain(tmp_path)
+    chain.run()
+    steps = chain.steps()[:2]
+    run_steps(steps, tmp_path / "state.json", progress=False)
+    assert list(json.loads((tmp_path / "state.json").read_text())["steps"]) == ["a", "b"]
