@@ -1,8 +1,8 @@
 """Budget adherence of ``perf`` plans, and saliency kept by perf vs pruned vs uniform.
 
 For each ``ARCH:SIZE`` (default resnet20:32, resnet56:32, resnet18:224) and a
-grid of ``--budgets`` budgets spread geometrically between 1.15× the smallest
-achievable and 0.95× the full network's predicted latency, plan ``perf``
+grid of ``--budgets`` budgets spread geometrically from the smallest achievable
+latency + 10 % of the range up to 0.95× the full network's predicted latency, plan ``perf``
 (default margin 0, or ``--margin-frac``·budget) with the real LUT, measure the
 planned student end to end (``measure_spec``, same device/backend/threads as
 the LUT) and record measured ≤ budget and the slack ``(budget − measured) / budget``.
@@ -44,7 +44,10 @@ RESULTS = Path(__file__).parent / "results"
 def budget_grid(view: Any, base: Any, count: int) -> tuple[list[float], float, float]:
     full = make_plan("perf", 1e9, view, base).predicted_ms
     smallest = build_problem(view, base, {s: [1.0] * w for s, w in base.widths.items()}, full).smallest_ms()
-    grid = np.geomspace(1.15 * smallest, 0.95 * full, count).tolist()
+    low = smallest + 0.1 * (full - smallest)
+    if low <= 0:  # a negative LUT overhead term can make the smallest prediction negative
+        low = 0.1 * full
+    grid = np.geomspace(low, 0.95 * full, count).tolist()
     return grid, smallest, full
 
 

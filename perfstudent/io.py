@@ -45,15 +45,20 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def read_json(path: Path, what: str = "file") -> Any:
-    """Read a JSON file; every failure becomes one clear :class:`InputError`."""
+def read_text(path: Path, what: str = "file", error: type[InputError] = InputError) -> str:
+    """Read a text file; every failure becomes one clear ``error`` naming ``what``."""
     path = Path(path)
     try:
-        text = path.read_text()
+        return path.read_text()
     except FileNotFoundError:
-        raise InputError(f"{what} not found: {path}") from None
+        raise error(f"{what} not found: {path}") from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read {what} {path}: {exc}") from None
+        raise error(f"cannot read {what} {path}: {exc}") from None
+
+
+def read_json(path: Path, what: str = "file") -> Any:
+    """Read a JSON file; every failure becomes one clear :class:`InputError`."""
+    text = read_text(path, what)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -119,7 +119,10 @@ def test_timer_agrees_with_torch_benchmark() -> None:
     torch.set_num_threads(1)
     ours = time_callable(lambda: x @ x, TimingProtocol(warmup_s=0.05, block_s=0.01, repeats=9))
     ref = Timer("x @ x", globals={"x": x}, num_threads=1).blocked_autorange(min_run_time=0.1)
-    assert ours.median_ms == pytest.approx(ref.median * 1e3, rel=0.5)  # same order on a busy box
+    # Same order of magnitude only: the two timings run one after the other on a
+    # shared machine, so a tight tolerance would test the neighbours' load, not the timer.
+    ratio = ours.median_ms / (ref.median * 1e3)
+    assert 0.25 <= ratio <= 4.0, ratio
 
 
 def test_cuda_device_is_a_clear_error_without_a_gpu() -> None:

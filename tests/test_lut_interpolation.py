@@ -85,3 +85,23 @@ def test_random_spec_distributions() -> None:
     with pytest.raises(InputError):
         random_specs(base, 2, distribution="normal")
     assert spearman([1.0, 2.0, 3.0], [10.0, 30.0, 20.0]) == pytest.approx(0.5)
+
+
+def test_overhead_model_fixed_plus_weight_megabytes() -> None:
+    from perfstudent.lut import weight_mb
+    from perfstudent.profiler.sweep import fit_overhead
+
+    spec = full_spec("resnet20", input_size=8)
+    # resnet20 weights, counted independently: stem 3*16*9, 9 blocks of two 3x3 convs,
+    # two 1x1 downsamples, fc 64*10
+    convs = 3 * 16 * 9 + 3 * 2 * 16 * 16 * 9 + (16 * 32 * 9 + 32 * 32 * 9 + 4 * 32 * 32 * 9) \
+        + (32 * 64 * 9 + 64 * 64 * 9 + 4 * 64 * 64 * 9) + 16 * 32 + 32 * 64 + 64 * 10
+    assert weight_mb(spec) == pytest.approx(convs * 4 / 1e6)
+    points = [{"residual_ms": 0.1 + 0.5 * mb, "weight_mb": mb} for mb in (0.1, 0.3, 0.6, 1.1)]
+    assert fit_overhead(points) == pytest.approx((0.1, 0.5))
+    falling = [{"residual_ms": 0.3 - 0.1 * mb, "weight_mb": mb} for mb in (0.1, 0.5, 1.0)]
+    assert fit_overhead(falling) == pytest.approx((0.25, 0.0))  # no negative slope: median
+    rows = {layer.shape: measurement(0.01) for layer in conv_shapes(spec)}
+    ctx = '{"batch":1,"family":"resnet20","in_channels":3,"input_size":8,"num_classes":10}'
+    view = LatencyView(fingerprint(), rows, {ctx: (0.1, {"ms_per_weight_mb": 0.5})})
+    assert view.overhead_ms(spec) == pytest.approx(0.1 + 0.5 * weight_mb(spec))

@@ -173,3 +173,10 @@ def test_plan_json_roundtrip_and_widthspec(tmp_path: Path) -> None:
     assert "step top" in plan_summary(plan) or "mid-step" in plan_summary(plan)
     with pytest.raises(InputError, match="not a plan"):
         Plan.from_dict({"schema": "x"})
+
+
+def test_negative_overhead_is_flagged() -> None:
+    base = full_spec("resnet20")
+    plan = make_plan("perf", 1e6, replace(MODEL, fixed_overhead_ms=-0.5), base)
+    assert plan.warnings and "overhead term is negative" in plan.warnings[0]
+    assert not make_plan("perf", 1e6, MODEL, base).warnings

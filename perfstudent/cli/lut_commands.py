@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from perfstudent.cli._root import cli
-from perfstudent.cli.profiler import LUT_OPTION, _options, _protocol, target_options
+from perfstudent.cli.profiler import LUT_OPTION, _protocol, parse_options, target_options
 from perfstudent.errors import InputError
 
 
@@ -143,7 +143,7 @@ def validate(device: str, backend: str, threads: int, options: tuple[str, ...], 
     from perfstudent.students import full_spec
 
     base = full_spec(arch, input_size)
-    be = get_backend(backend, get_device(device), threads, **_options(options))
+    be = get_backend(backend, get_device(device), threads, **parse_options(options))
     try:
         with LatencyTable.open(lut_path, create=False) as table:
             view = table.view(Fingerprint.for_backend(be))

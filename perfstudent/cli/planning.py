@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from perfstudent.cli._root import cli
-from perfstudent.errors import InputError, PerfStudentError
+from perfstudent.cli.profiler import parse_options
+from perfstudent.errors import PerfStudentError
 
 
 @cli.command()
@@ -49,17 +50,6 @@ def saliency(teacher: Path, data: str, data_dir: Path | None, batches: int, batc
         click.echo(f"  {slot:<12} {len(scores):>4} channels  max {ranked[0]:.3g}  "
                    f"median {ranked[len(ranked) // 2]:.3g}  min {ranked[-1]:.3g}")
     click.echo(f"wrote {out}")
-
-
-def parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
-    """``KEY=VALUE`` backend settings, as ``perfstudent profile -o`` takes them."""
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InputError(f"backend option {pair!r} is not KEY=VALUE")
-        out[key.replace("-", "_")] = value
-    return out
 
 
 def open_view(lut: Path | None, device: str, backend: str, threads: int, **options: Any) -> Any:
@@ -137,6 +127,8 @@ def plan(budget: str, arch: str, device: str, backend: str, threads: int,
     result = make_plan(strategy, budget_ms, view, base, sal, margin_ms,
                        device=device, backend=backend, threads=threads)
     click.echo(plan_summary(result))
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     if verify:
         result.verified = _verify(result, device, backend, threads, protocol_name, backend_options)
     result.save(out)

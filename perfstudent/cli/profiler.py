@@ -15,7 +15,7 @@ LUT_OPTION = click.option("--lut", "lut_path", type=click.Path(path_type=Path), 
                           help="LUT file (default: $PERFSTUDENT_LUT or the user data directory).")
 
 
-def _options(pairs: tuple[str, ...]) -> dict[str, Any]:
+def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     """``KEY=VALUE`` backend options (e.g. ``opt_level=all``, ``memory_format=channels_last``)."""
     out: dict[str, Any] = {}
     for pair in pairs:
@@ -112,7 +112,7 @@ def profile(device: str, backend: str, threads: int, options: tuple[str, ...], p
                          tolerance=tolerance)
     _family_spec(arch, input_size, in_channels, num_classes)  # validate before touching anything
     runner = make_runner(device, backend, _protocol(protocol_name), threads, tracker,
-                         **_tvm_options(_options(options), backend, tune_trials, lut_path))
+                         **_tvm_options(parse_options(options), backend, tune_trials, lut_path))
     try:
         with LatencyTable.open(lut_path) as table:
             report = sweep(table, runner, config)
@@ -150,7 +150,7 @@ def measure(device: str, backend: str, threads: int, options: tuple[str, ...], p
         raise InputError("give exactly one of --spec or --plan")
     spec = WidthSpec.load(spec_path or plan_path)  # type: ignore[arg-type]
     m = measure_spec(spec, device, backend, threads, protocol=_protocol(protocol_name),
-                     **_options(options))
+                     **parse_options(options))
     if as_json:
         click.echo(json.dumps({"device": device, "backend": backend, "threads": threads,
                                "spec": spec.to_dict(), "measurement": m.to_dict()}, indent=2))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from perfstudent.errors import InputError
+from perfstudent.io import read_text
 
 try:
     import tomllib
@@ -177,12 +178,7 @@ def validate(data: Any, where: str = "config", base_dir: Path | None = None,
 def load_config(path: Path) -> ExperimentConfig:
     """Read and validate an experiment TOML file."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"config not found: {path}") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config {path}: {exc}") from None
+    text = read_text(path, "config", ConfigError)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -16,10 +16,17 @@ leaves ``(a, b)`` unrefined only if ``|T_slot(b) - T_slot(a)| <= tol · T_slot``
 <= tol) or if the midpoint of its parent interval lay within ``tol`` of the chord
 (linear: error <= tol at the probe, more only for a step hidden between probes).
 
-**Prediction.** ``predict(spec) = Σ_layers layer_ms + overhead_ms(spec)`` where the
-overhead (fixed per-inference cost, non-conv ops, and whatever isolated layers
-miss) was measured for the spec's context (family, input size, channels,
-classes, batch) by the sweep: full network time minus the sum of its rows.
+**Prediction.** ``predict(spec) = Σ_layers layer_ms + overhead_ms(spec)``, with
+``overhead_ms(spec) = fixed + per_mb · W(spec)``: ``fixed`` is the per-inference cost
+and the non-conv ops (pooling, flatten, the runtime's per-call cost, minus the
+per-call costs the isolated rows count once per layer), ``W`` the student's conv and
+linear weight megabytes and ``per_mb`` the extra ms per MB of weights that a layer
+pays inside a network, where its weights are cold (streamed from L3/DRAM), but
+not in isolation, where they stay in L1/L2 between calls (PyTorch's oneDNN also
+reorders the weights on every call). Both are fitted per fingerprint and context
+(family, input size, channels, classes, batch) by the sweep from the network timed
+at uniform width fractions minus the sum of its rows (least squares; slope 0 if
+it comes out negative).
 """
 
 from __future__ import annotations
@@ -45,6 +52,15 @@ def spec_context(spec: WidthSpec, batch: int = 1) -> dict[str, Any]:
     """The key of an overhead term: everything of a spec except its slot widths."""
     return {"family": spec.family, "input_size": spec.input_size, "in_channels": spec.in_channels,
             "num_classes": spec.num_classes, "batch": batch}
+
+
+def weight_mb(spec: WidthSpec, batch: int = 1) -> float:
+    """Conv and linear weight megabytes of ``spec`` (``cin/groups · cout · k² · bytes``)."""
+    from perfstudent.students import conv_shapes
+
+    size = {"float32": 4, "float16": 2, "bfloat16": 2}
+    return sum(s.cin // s.groups * s.cout * s.kernel ** 2 * size.get(s.dtype, 4)
+               for s in (layer.shape for layer in conv_shapes(spec, batch))) / 1e6
 
 
 def _series_key(shape: ConvShape, axis: str) -> tuple[Any, ...]:
@@ -113,7 +129,7 @@ class LatencyView:
                           separators=(",", ":")) in self.overheads
 
     def overhead_ms(self, spec: WidthSpec, batch: int = 1) -> float:
-        """Fixed per-inference cost + non-conv ops of ``spec``'s context, in ms."""
+        """Overhead of ``spec`` in ms: ``fixed + per_mb · weight_mb(spec)`` (module docstring)."""
         key = json.dumps(spec_context(spec, batch), sort_keys=True, separators=(",", ":"))
         if key not in self.overheads:
             raise InputError(
@@ -122,7 +138,8 @@ class LatencyView:
                 f"profile --device {self.fingerprint.device} --backend {self.fingerprint.backend} "
                 f"--threads {self.fingerprint.threads} --arch {spec.family} "
                 f"--input-size {spec.input_size}`")
-        return self.overheads[key][0]
+        fixed, data = self.overheads[key]
+        return fixed + float(data.get("ms_per_weight_mb", 0.0)) * weight_mb(spec, batch)
 
     def conv_sum_ms(self, spec: WidthSpec, batch: int = 1) -> tuple[float, list[tuple[Layer, float]]]:
         from perfstudent.students import conv_shapes

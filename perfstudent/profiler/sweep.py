@@ -21,9 +21,9 @@ Rounds over a :class:`~perfstudent.profiler.runner.Runner`:
    bisected down to adjacent widths, while flat and linear stretches cost one or
    two probes. ``tol`` is ``SweepConfig.tolerance`` or, if larger, half the relative
    IQR of the rows involved (differences within the noise are not chased).
-3. the overhead term of the family's context (see :mod:`perfstudent.lut.view`):
-   the full network timed end to end at uniform width fractions 1, 1/2, 1/4, minus
-   the sum of its layer rows; the median residual is stored.
+3. the overhead model of the family's context (see :mod:`perfstudent.lut.view`):
+   the network timed end to end at uniform width fractions 1, 3/4, 1/2, 1/4, minus
+   the sum of its layer rows, fitted as ``fixed + per_mb · weight MB``.
 
 Rows already in the LUT are skipped; every row is committed as it arrives, and
 the rounds depend only on the rows, so a killed sweep re-run resumes and loses
@@ -33,15 +33,15 @@ at most the row in flight.
 from __future__ import annotations
 
 import itertools
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from tqdm import tqdm
 
-from perfstudent.lut.view import LatencyView, spec_context
+from perfstudent.lut.view import LatencyView, spec_context, weight_mb
 from perfstudent.profiler.timing import timed_seconds
 from perfstudent.students import get_family
 
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from perfstudent.profiler.runner import Runner
     from perfstudent.students.widthspec import WidthSpec
 
-OVERHEAD_FRACTIONS = (1.0, 0.5, 0.25)
+OVERHEAD_FRACTIONS = (1.0, 0.75, 0.5, 0.25)
 
 
 @dataclass(frozen=True)
@@ -218,9 +218,29 @@ class _Sweep:
         return self.report
 
 
+def fit_overhead(points: list[dict[str, Any]]) -> tuple[float, float]:
+    """Least-squares ``residual = fixed + per_mb · weight_mb`` over the points.
+
+    Returns ``(fixed_ms, ms_per_weight_mb)``; with fewer than 3 points or a negative
+    slope, the slope is 0 and ``fixed`` is the median residual.
+    """
+    res = np.asarray([p["residual_ms"] for p in points], dtype=float)
+    mb = np.asarray([p["weight_mb"] for p in points], dtype=float)
+    if len(points) >= 3 and np.ptp(mb) > 0:
+        slope, fixed = np.polyfit(mb, res, 1)
+        if slope >= 0:
+            return float(fixed), float(slope)
+    return float(np.median(res)), 0.0
+
+
 def measure_overhead(table: LatencyTable, runner: Runner, spec: WidthSpec, batch: int = 1,
                      fractions: tuple[float, ...] = OVERHEAD_FRACTIONS) -> float:
-    """Store and return the median of (network time − Σ layer rows) at uniform width fractions."""
+    """Measure, store and return the overhead model of ``spec``'s context (ms at full width).
+
+    At uniform width fractions the network is timed end to end; residual = network
+    − Σ layer rows. Model (see :mod:`perfstudent.lut.view`): ``fixed + per_mb · W``
+    with ``W`` the conv/linear weight megabytes of the student, fitted by least squares.
+    """
     fp = runner.fingerprint()
     view = LatencyView(fp, table.rows(fp))
     points = []
@@ -229,10 +249,12 @@ def measure_overhead(table: LatencyTable, runner: Runner, spec: WidthSpec, batch
         net = runner.time_model(probe)
         conv_sum, _ = view.conv_sum_ms(probe, batch)
         points.append({"fraction": fraction, "net_ms": net.median_ms, "conv_sum_ms": conv_sum,
-                       "residual_ms": net.median_ms - conv_sum, "net_noisy": net.noisy})
-    overhead = statistics.median(p["residual_ms"] for p in points)
-    table.set_overhead(fp, spec_context(spec, batch), overhead, {"points": points})
-    return overhead
+                       "residual_ms": net.median_ms - conv_sum, "net_noisy": net.noisy,
+                       "weight_mb": weight_mb(probe, batch)})
+    fixed, per_mb = fit_overhead(points)
+    table.set_overhead(fp, spec_context(spec, batch), fixed,
+                       {"points": points, "fixed_ms": fixed, "ms_per_weight_mb": per_mb})
+    return fixed + per_mb * weight_mb(spec, batch)
 
 
 def sweep(table: LatencyTable, runner: Runner, config: SweepConfig,

@@ -67,6 +67,7 @@ class Plan:
     multiplier: float | None = None
     saliency: dict[str, Any] | None = None
     verified: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -227,6 +228,12 @@ def _make(strategy: str, budget_ms: float, margin_ms: float, view: LatencyModel,
                  for layer, t in zip(layers, ms, strict=True)]
     overhead = float(view.overhead_ms(spec))
     fp = view.fingerprint
+    warnings = []
+    if overhead < 0:  # the profiler's overhead = whole network − Σ isolated rows
+        warnings.append(
+            f"the LUT's overhead term is negative ({format_ms(overhead)}): its isolated-layer rows "
+            "cost more than the layers inside the whole network, so predictions of narrower "
+            "students are too low; consider --margin")
     return Plan(
         strategy, budget_ms, margin_ms, spec, sum(ms) + overhead, overhead,
         per_layer, problem.kept_of(widths), device or _identity(fp, "device"),
@@ -234,6 +241,7 @@ def _make(strategy: str, budget_ms: float, margin_ms: float, view: LatencyModel,
         _fingerprint_json(fp), _slot_report(problem, widths), problem.grid_ms, multiplier,
         None if saliency is None else {"teacher": saliency.teacher, "batches": saliency.batches,
                                        "samples": saliency.samples},
+        warnings=warnings,
     )
 
 

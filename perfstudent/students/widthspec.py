@@ -130,13 +130,10 @@ class WidthSpec:
 
     @classmethod
     def load(cls, path: str | Path) -> WidthSpec:
+        from perfstudent.io import read_text
+
         path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise SpecError(f"spec file not found: {path}") from None
-        except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
-            raise SpecError(f"cannot read spec file {path}: {exc}") from None
+        text = read_text(path, "spec file", SpecError)
         try:
             return cls.from_json(text)
         except SpecError as exc:
