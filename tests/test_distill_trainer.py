@@ -16,13 +16,6 @@ from tests.distill_helpers import TINY, metric_rows, snapshot, tiny_run, tiny_sp
 
 
 @pytest.fixture(scope="module")
-def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("spec") / "tiny.json"
-    tiny_spec().save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def teacher(tmp_path_factory: pytest.TempPathFactory, spec_path: Path) -> Path:
     return tiny_run(tmp_path_factory.mktemp("teacher") / "run", spec_path, epochs=2)
 

@@ -19,18 +19,11 @@ from click.testing import CliRunner, Result
 
 from perfstudent.cli import cli
 from perfstudent.students import full_spec
-from tests.distill_helpers import metric_rows, snapshot, tiny_spec
+from tests.distill_helpers import metric_rows, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--data", "digits", "--train-limit", "96", "--test-limit", "48", "--batch-size", "32",
              "--threads", "1", "--no-progress"]
-
-
-@pytest.fixture(scope="module")
-def spec_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("spec") / "tiny.json"
-    tiny_spec().save(path)
-    return path
 
 
 @pytest.fixture(scope="module")

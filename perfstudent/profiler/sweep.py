@@ -266,12 +266,11 @@ def sweep(table: LatencyTable, runner: Runner, config: SweepConfig,
         report = job.run()
         fp, ctx = job.fp, spec_context(job.spec, config.batch)
         if config.overhead:
-            view = LatencyView(fp, {}, table.overheads(fp))
-            if not view.has_overhead(job.spec, config.batch):
+            if not LatencyView(fp, {}, table.overheads(fp)).has_overhead(job.spec, config.batch):
                 job.bar.set_postfix_str("overhead")
                 measure_overhead(table, runner, job.spec, config.batch)
-            report.overhead_ms = LatencyView(fp, {}, table.overheads(fp)).overhead_ms(job.spec,
-                                                                                       config.batch)
+            view = LatencyView(fp, {}, table.overheads(fp))  # re-read: the term may be new
+            report.overhead_ms = view.overhead_ms(job.spec, config.batch)
         table.record_sweep(fp, ctx, "exhaustive" if config.exhaustive else "adaptive",
                            table.count(fp))
     finally:
