@@ -45,5 +45,5 @@ def serve(tracker_addr: str, key: str, host: str, port: int, port_end: int,
     """
     from perfstudent.profiler.rpc_serve import serve as run_server
 
-    click.echo(f"TVM RPC server key {key!r} on {host}:{port}.. -> tracker {tracker_addr}", err=True)
-    run_server(tracker_addr, key, host, port, port_end, custom_addr)
+    run_server(tracker_addr, key, host, port, port_end, custom_addr,
+               announce=lambda line: click.echo(line, err=True))

@@ -12,6 +12,8 @@ server's address, so a board's server must be reachable from the workstation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from perfstudent.errors import InputError
 from perfstudent.profiler.remote import parse_tracker, tracker_listening
 
@@ -19,8 +21,12 @@ LOOPBACK = "127.0.0.1"
 
 
 def serve(tracker: str, key: str, host: str = LOOPBACK, port: int = 9090,
-          port_end: int = 9199, custom_addr: str | None = None) -> None:
-    """Run a TVM RPC server registered under ``key`` on ``tracker`` until interrupted."""
+          port_end: int = 9199, custom_addr: str | None = None,
+          announce: Callable[[str], None] | None = None) -> None:
+    """Run a TVM RPC server registered under ``key`` on ``tracker`` until interrupted.
+
+    ``announce`` receives one line once the arguments and the tracker have checked out.
+    """
     from tvm import rpc
 
     tracker_host, tracker_port = parse_tracker(tracker)
@@ -30,6 +36,8 @@ def serve(tracker: str, key: str, host: str = LOOPBACK, port: int = 9090,
     if not tracker_listening(tracker_host, tracker_port):
         raise InputError(f"no TVM RPC tracker listens at {tracker}; start one first: "
                          f"perfstudent tracker --host {tracker_host} --port {tracker_port}")
+    if announce is not None:
+        announce(f"TVM RPC server key {key!r} on {host}:{port}.. -> tracker {tracker}")
     server = rpc.Server(host, port, port_end, key=key, tracker_addr=(tracker_host, tracker_port),
                         custom_addr=custom_addr)
     server.proc.join()
