@@ -1,0 +1,1 @@
+"""Profiling: devices, backends (torch, ONNX Runtime, TVM), the timing protocol, sweeps, runners."""
