@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -47,9 +48,11 @@ def show(lut_path: Path | None, as_json: bool) -> None:
                    f"{fp['rows']} rows ({fp['noisy']} noisy)  settings {fp['fingerprint']['settings']}")
         for sw in fp["sweeps"]:
             click.echo(f"    {sw['family']} @{sw['input_size']} ({sw['mode']}): {sw['measured']} of "
-                       f"{sw['total']} shapes measured, {sw['answerable']} answerable")
+                       f"{sw['total']} (block, width) pairs measured, {sw['answerable']} answerable")
         for ctx, ms in fp["overheads"].items():
-            click.echo(f"    overhead {ctx}: {ms:+.4f} ms")
+            share = fp["overhead_shares"].get(ctx)
+            click.echo(f"    overhead {ctx}: {ms:+.4f} ms"
+                       + (f" ({share:.0%} of the full network)" if share is not None else ""))
 
 
 @lut.command("export")
@@ -118,39 +121,83 @@ def merge(other: Path, lut_path: Path | None, on_conflict: str) -> None:
 
 @lut.command()
 @target_options
-@click.option("--arch", required=True, help="Family of the random students.")
+@click.option("--arch", required=True, help="Family of the students.")
 @click.option("--input-size", type=int, default=None, help="Input resolution (family default).")
-@click.option("--samples", type=click.IntRange(min=2), default=50, show_default=True)
+@click.option("--in-channels", type=int, default=None, help="Input channels (family default).")
+@click.option("--num-classes", type=int, default=None, help="Classes (family default).")
+@click.option("--samples", type=click.IntRange(min=4), default=50, show_default=True,
+              help="Students (random ones of every kind, then the planner's own outputs).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--distribution", type=click.Choice(["uniform", "scaled"]), default="uniform",
-              show_default=True, help="uniform: each slot U(1, full); scaled: a global fraction "
-              "U(0.1, 1) with ±30% per-slot jitter.")
+@click.option("--saliency", "saliency_path", type=click.Path(path_type=Path), default=None,
+              help="Saliency JSON: adds pruned plans to the planner's students.")
+@click.option("--predictors", default="lut,isolated,macs", show_default=True,
+              help="Comma-separated: lut (required), isolated (every layer alone, summed), macs.")
+@click.option("--estimator", default=None,
+              help="Re-read the LUT's raw samples with this estimator (min, p10, p20, median).")
+@click.option("--plans/--no-plans", default=True, show_default=True,
+              help="Include the planner's outputs among the students.")
 @LUT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def validate(device: str, backend: str, threads: int, options: tuple[str, ...], protocol_name: str,
-             arch: str, input_size: int | None, samples: int, seed: int, distribution: str,
-             lut_path: Path | None, as_json: bool) -> None:
-    """Predict random students with the LUT and measure them end to end.
+             arch: str, input_size: int | None, in_channels: int | None, num_classes: int | None,
+             samples: int, seed: int, saliency_path: Path | None, predictors: str,
+             estimator: str | None, plans: bool, lut_path: Path | None, as_json: bool) -> None:
+    """Predict students with the LUT and two proxies, measure them, and compare.
+
+    Students of several kinds (each slot uniform; one fraction per stage; a few
+    slots full, the rest thin; the planner's outputs at several budgets) are
+    measured twice, interleaved; the report shows, side by side, the LUT, the
+    sum of isolated layers and a MAC count fitted on uniformly thinned
+    students, and the noise floor (pass A against pass B). The residuals are
+    stored in the LUT for `plan --margin auto`.
 
     \b
     Example:
-      perfstudent lut validate --arch resnet20 --samples 50 --backend onnxruntime --json
+      perfstudent lut validate --arch resnet20 --samples 50
+      perfstudent lut validate --arch resnet20 --input-size 8 --in-channels 1 --json
     """
-    from perfstudent.lut import Fingerprint, LatencyTable
+    from dataclasses import replace
+
+    from perfstudent.lut import Fingerprint, LatencyTable, spec_context
     from perfstudent.lut.validate import validate as run_validation
     from perfstudent.profiler.backends import get_backend
     from perfstudent.profiler.devices import get_device
+    from perfstudent.profiler.measurement import check_estimator
     from perfstudent.students import full_spec
+    from perfstudent.students.saliency import Saliency
 
-    base = full_spec(arch, input_size)
+    base = full_spec(arch, input_size, in_channels, num_classes)
+    chosen = tuple(p.strip() for p in predictors.split(",") if p.strip())
+    protocol = _protocol(protocol_name)
+    if estimator is not None:
+        protocol = replace(protocol, estimator=check_estimator(estimator))
+    sal = Saliency.load(saliency_path) if saliency_path else None
     be = get_backend(backend, get_device(device), threads, **parse_options(options))
     try:
         with LatencyTable.open(lut_path, create=False) as table:
-            view = table.view(Fingerprint.for_backend(be))
-        report = run_validation(view, be, base, samples, _protocol(protocol_name), seed,
-                                distribution=distribution)
+            fp = Fingerprint.for_backend(be)
+            view = table.view(fp)
+            if estimator is not None:
+                view = type(view)(fp, table.rows(fp), table.overheads(fp), estimator)
+        report = run_validation(view, be, base, samples, protocol, seed, saliency=sal,
+                                predictors=chosen, plans=plans)
     finally:
         be.close()
-    if not report.measured_ms:
-        raise InputError("no students were measured")
+    stored = _store_residuals(lut_path, fp, spec_context(base), report)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.text())
+    if not stored:
+        click.echo("warning: the LUT is not writable; the residuals were not stored, so "
+                   "`plan --margin auto` cannot use them", err=True)
+
+
+def _store_residuals(lut_path: Path | None, fp: Any, context: dict[str, Any], report: Any) -> bool:
+    from perfstudent.lut import LatencyTable
+
+    try:
+        with LatencyTable.open(lut_path, create=False) as table:
+            table.add_validation(fp, context, {"residuals": report.residuals(),
+                                               "estimator": report.estimator,
+                                               "summary": report.summary()})
+    except InputError:
+        return False
+    return True

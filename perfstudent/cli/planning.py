@@ -54,19 +54,18 @@ def saliency(teacher: Path, data: str, data_dir: Path | None, batches: int, batc
 
 def open_view(lut: Path | None, device: str, backend: str, threads: int, **options: Any) -> Any:
     """The latency view of (device, backend, threads, options) in the LUT at ``lut``."""
-    try:
-        from perfstudent.lut import LatencyTable
-    except ImportError as exc:
-        raise PerfStudentError(f"plan needs the latency table module, which is missing: {exc}") from None
+    return open_view_and_residuals(lut, device, backend, threads, None, **options)[0]
+
+
+def open_view_and_residuals(lut: Path | None, device: str, backend: str, threads: int,
+                            spec: Any, **options: Any) -> tuple[Any, list[float]]:
+    """The latency view, and the residuals of the last validation of ``spec``'s context."""
+    from perfstudent.lut import LatencyTable, spec_context
+
     with LatencyTable.open(lut, create=False) as table:
-        return table.view_for(device, backend, threads=threads, **options)
-
-
-def default_margin_ms(view: Any, budget_ms: float) -> float:
-    """Budget × the LUT's recorded relative validation error, or 0 if none is recorded."""
-    error = getattr(view, "validation_error", None)
-    error = error() if callable(error) else error
-    return budget_ms * float(error) if isinstance(error, (int, float)) and error > 0 else 0.0
+        view = table.view_for(device, backend, threads=threads, **options)
+        found = [] if spec is None else table.validations(view.fingerprint, spec_context(spec))
+    return view, (list(found[-1].get("residuals", [])) if found else [])
 
 
 @cli.command()
@@ -88,15 +87,16 @@ def default_margin_ms(view: Any, budget_ms: float) -> float:
               help="Saliency JSON from perfstudent saliency (default: every channel counts 1).")
 @click.option("--strategy", type=click.Choice(["perf", "pruned", "uniform"]), default="perf",
               show_default=True)
-@click.option("--margin", default=None,
-              help="Plan this far below the budget (default: budget × the LUT's validation error, else 0).")
+@click.option("--margin", default="auto", show_default=True,
+              help="Plan this far below the budget: a duration (0, 50us) or auto, a conformal bound "
+                   "from the residuals `lut validate` stored, so 95% of plans measure within budget.")
 @click.option("--verify", is_flag=True, help="Measure the planned student end to end.")
 @click.option("--protocol", "protocol_name", type=click.Choice(["default", "fast", "careful"]),
               default="default", show_default=True, help="Timing protocol of --verify.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output plan JSON.")
 def plan(budget: str, arch: str, device: str, backend: str, threads: int,
          options: tuple[str, ...], input_size: int | None, in_channels: int | None, num_classes: int | None,
-         lut: Path | None, saliency_path: Path | None, strategy: str, margin: str | None,
+         lut: Path | None, saliency_path: Path | None, strategy: str, margin: str,
          verify: bool, protocol_name: str, out: Path) -> None:
     """Choose per-slot widths of a student that fits a latency budget.
 
@@ -111,7 +111,7 @@ def plan(budget: str, arch: str, device: str, backend: str, threads: int,
     from perfstudent.units import parse_duration_ms
 
     budget_ms = parse_duration_ms(budget, "budget")
-    margin_ms = None if margin is None else parse_duration_ms(margin, "margin", allow_zero=True)
+    margin_ms = None if margin == "auto" else parse_duration_ms(margin, "margin", allow_zero=True)
     sal = Saliency.load(saliency_path) if saliency_path else None
     base = full_spec(arch, input_size or (sal.input_size if sal else None),
                      in_channels or (sal.in_channels if sal else None),
@@ -121,11 +121,16 @@ def plan(budget: str, arch: str, device: str, backend: str, threads: int,
 
         sal.check_matches(base.family, base.input_size, get_family(base.family).full_widths())
     backend_options = parse_options(options)
-    view = open_view(lut, device, backend, threads, **backend_options)
+    view, residuals = open_view_and_residuals(lut, device, backend, threads, base,
+                                              **backend_options)
+    note = None
     if margin_ms is None:
-        margin_ms = default_margin_ms(view, budget_ms)
+        from perfstudent.students.margin import conformal_margin
+
+        margin_ms, note = conformal_margin(residuals, budget_ms)
     result = make_plan(strategy, budget_ms, view, base, sal, margin_ms,
                        device=device, backend=backend, threads=threads)
+    result.margin_note = note
     click.echo(plan_summary(result))
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -146,9 +151,9 @@ def _verify(result: Any, device: str, backend: str, threads: int, protocol_name:
             from None
     measured = measure_spec(result.spec, device=device, backend=backend, threads=threads,
                             protocol=PROTOCOLS[protocol_name], **options)
-    verdict = "within budget" if measured.median_ms <= result.budget_ms else "OVER budget"
-    click.echo(f"verify: measured {format_ms(measured.median_ms)} (p90 {format_ms(measured.p90_ms)}), "
+    verdict = "within budget" if measured.ms <= result.budget_ms else "OVER budget"
+    click.echo(f"verify: measured {format_ms(measured.ms)} (spread {measured.spread:.1%}), "
                f"predicted {format_ms(result.predicted_ms)}, budget {format_ms(result.budget_ms)}: "
-               f"{verdict} (slack {(result.budget_ms - measured.median_ms) / result.budget_ms:+.1%})")
-    return {"measured_ms": measured.median_ms, "protocol": protocol_name, "measurement": measured.to_dict(),
-            "within_budget": measured.median_ms <= result.budget_ms}
+               f"{verdict} (slack {(result.budget_ms - measured.ms) / result.budget_ms:+.1%})")
+    return {"measured_ms": measured.ms, "protocol": protocol_name, "measurement": measured.to_dict(),
+            "within_budget": measured.ms <= result.budget_ms}

@@ -122,9 +122,11 @@ def profile(device: str, backend: str, threads: int, options: tuple[str, ...], p
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
-    click.echo(f"{arch}: measured {report.measured} shapes ({report.skipped} already in the LUT), "
+    share = (f" ({report.overhead_share:.0%} of the full network)"
+             if report.overhead_share is not None else "")
+    click.echo(f"{arch}: measured {report.measured} rows ({report.skipped} already in the LUT), "
                f"{report.rounds} rounds, {report.wall_s:.1f} s (timed {report.timed_s:.1f} s); "
-               f"overhead {report.overhead_ms:+.3f} ms; LUT {path}")
+               f"overhead term {report.overhead_ms:+.4f} ms{share}; LUT {path}")
 
 
 @cli.command()
@@ -155,8 +157,8 @@ def measure(device: str, backend: str, threads: int, options: tuple[str, ...], p
         click.echo(json.dumps({"device": device, "backend": backend, "threads": threads,
                                "spec": spec.to_dict(), "measurement": m.to_dict()}, indent=2))
         return
-    click.echo(f"{spec.family} @{spec.input_size}: {m.median_ms:.4f} ms median "
-               f"(p10 {m.p10_ms:.4f}, p90 {m.p90_ms:.4f}, IQR/median {m.rel_iqr:.1%}"
+    click.echo(f"{spec.family} @{spec.input_size}: {m.ms:.4f} ms ({m.estimator} of "
+               f"{len(m.samples_ms)} samples, IQR/median {m.spread:.1%}"
                f"{', NOISY' if m.noisy else ''}) on {device}/{backend}/t{threads}")
 
 

@@ -48,8 +48,7 @@ class RunPoint:
     predicted_ms: float | None
     acc: float
     latency_ms: float
-    p10_ms: float
-    p90_ms: float
+    spread: float
     noisy: bool
     measured_now: bool
 
@@ -141,15 +140,14 @@ def run_point(run: Any, entry: dict[str, Any], measured_now: bool) -> RunPoint:
     acc = _number(summary.get("final_test_acc"))
     if acc is None:
         raise InputError(f"run {run.path}: summary.json has no final_test_acc")
-    median = float(entry["median_ms"])
+    ms = float(entry["ms"] if "ms" in entry else entry["median_ms"])  # median_ms: older runs
     return RunPoint(
         run=str(run.path), series=series_of(summary), kind=str(summary.get("kind")),
         strategy=summary.get("strategy") or None,
         seed=summary.get("seed") if isinstance(summary.get("seed"), int) else None,
         data=summary.get("data"), family=run.spec.family,
         budget_ms=_number(plan.get("budget_ms")), predicted_ms=_number(plan.get("predicted_ms")),
-        acc=acc, latency_ms=median,
-        p10_ms=float(entry.get("p10_ms", median)), p90_ms=float(entry.get("p90_ms", median)),
+        acc=acc, latency_ms=ms, spread=float(entry.get("spread", 0.0)),
         noisy=bool(entry.get("noisy", False)), measured_now=measured_now,
     )
 

@@ -93,7 +93,7 @@ def _staircase(plans: list[tuple[str, dict[str, Any]]], out: Path, device: str, 
 
     table = LatencyTable.open(lut)
     try:
-        stair = slot_staircase(base, chosen, table.view_for(device, backend, threads=threads).layer_ms)
+        stair = slot_staircase(base, chosen, table.view_for(device, backend, threads=threads).slot_ms)
     except InputError as exc:
         return f"staircase skipped: {exc}"
     finally:

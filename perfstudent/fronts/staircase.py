@@ -1,8 +1,7 @@
 """A slot's latency staircase from the LUT (DESIGN §3).
 
-``T_slot(w) = Σ_{layers of the slot at width w} LatencyView.layer_ms(shape)``
-for ``w = 1..full`` (the other slots as in the base spec; only the slot's own
-layers change with its width). Conv kernels are vectorised over channel
+``T_slot(w) = LatencyView.slot_ms(base, slot, w)`` (the cost of the slot's block
+at width ``w`` in context) for ``w = 1..full``. Conv kernels are vectorised over channel
 blocks, so ``T_slot`` is a staircase: removing channels inside a step buys
 nothing, which is what the performance-enhanced planner exploits.
 """
@@ -15,7 +14,6 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from perfstudent.convshape import ConvShape
 from perfstudent.students import WidthSpec, get_family
 
 
@@ -36,14 +34,12 @@ class Staircase:
         return sum(1 for a, b in pairwise(self.ms) if abs(b - a) > 0.01 * max(a, b, 1e-12))
 
 
-def slot_staircase(base: WidthSpec, slot: str, layer_ms: Callable[[ConvShape], float],
-                   batch: int = 1) -> Staircase:
+def slot_staircase(base: WidthSpec, slot: str,
+                   slot_ms: Callable[[WidthSpec, str, int], float]) -> Staircase:
     """``T_slot(w)`` for ``w = 1..full`` of ``slot`` in ``base``'s family."""
-    family = get_family(base.family)
-    full = family.full_widths()[slot]
+    full = get_family(base.family).full_widths()[slot]
     widths = tuple(range(1, full + 1))
-    ms = tuple(sum(layer_ms(layer.shape) for layer in family.slot_layers(base, slot, w, batch))
-               for w in widths)
+    ms = tuple(float(slot_ms(base, slot, w)) for w in widths)
     return Staircase(slot, widths, ms)
 
 

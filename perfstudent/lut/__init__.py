@@ -2,7 +2,7 @@
 
 from perfstudent.lut.fingerprint import Fingerprint
 from perfstudent.lut.store import LatencyTable, default_lut_path
-from perfstudent.lut.view import LatencyView, Prediction, spec_context, weight_mb
+from perfstudent.lut.view import LatencyView, Prediction, context_key, spec_context
 
-__all__ = ["Fingerprint", "LatencyTable", "LatencyView", "Prediction", "default_lut_path",
-           "spec_context", "weight_mb"]
+__all__ = ["Fingerprint", "LatencyTable", "LatencyView", "Prediction", "context_key",
+           "default_lut_path", "spec_context"]

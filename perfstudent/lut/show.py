@@ -14,19 +14,24 @@ if TYPE_CHECKING:
 def coverage(view: LatencyView, family: str, input_size: int | None = None,
              in_channels: int | None = None, num_classes: int | None = None,
              batch: int = 1) -> tuple[int, int, int]:
-    """(measured, answerable, total) over every ConvShape ``family`` can produce."""
-    from perfstudent.students import family_shapes
+    """(measured, answerable, total) over every (slot block, width) ``family`` can have."""
+    from perfstudent.students import get_family
 
-    shapes = family_shapes(family, input_size, in_channels, num_classes, batch)
-    measured = sum(1 for s in shapes if s in view.rows)
-    answerable = 0
-    for shape in shapes:
-        try:
-            view.layer_ms(shape)
-            answerable += 1
-        except InputError:
-            pass
-    return measured, answerable, len(shapes)
+    fam = get_family(family)
+    blocks = {b.series() for b in fam.block_shapes(fam.full_spec(input_size, in_channels, num_classes),
+                                                    batch).values()}
+    measured = answerable = total = 0
+    for series in blocks:
+        for width in range(1, series.full + 1):
+            block = series.at(width)
+            total += 1
+            measured += block in view.blocks
+            try:
+                view.block_ms(block)
+                answerable += 1
+            except InputError:
+                pass
+    return measured, answerable, total
 
 
 def describe(table: LatencyTable) -> list[dict[str, Any]]:
@@ -41,5 +46,7 @@ def describe(table: LatencyTable) -> list[dict[str, Any]]:
             sweeps.append(sw | {"measured": measured, "answerable": answerable, "total": total})
         out.append({"id": fp.id, "label": fp.label(), "fingerprint": fp.to_dict(),
                     "rows": table.count(fp), "noisy": sum(m.noisy for m in view.measurements.values()),
-                    "overheads": {k: v[0] for k, v in view.overheads.items()}, "sweeps": sweeps})
+                    "overheads": {k: v[0] for k, v in view.overheads.items()},
+                    "overhead_shares": {k: v[1].get("share_of_full") for k, v in view.overheads.items()},
+                    "sweeps": sweeps})
     return out

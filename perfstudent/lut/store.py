@@ -1,11 +1,13 @@
 """The latency table on disk: one SQLite file, schema-versioned, never pickled.
 
 Tables: ``meta`` (schema), ``fingerprints`` (id -> JSON), ``rows``
-((fingerprint, ConvShape.key()) -> Measurement JSON, median in a column),
-``overheads`` ((fingerprint, context) -> fixed per-inference + non-conv ms),
-``sweeps`` (which family/input size was swept, for coverage reports).
-Every ``add`` is its own committed transaction (WAL journal), so a killed sweep
-loses at most the row in flight and the file stays valid.
+((fingerprint, Chain.key()) -> Measurement JSON with every raw sample, the
+figure in a column), ``overheads`` ((fingerprint, context) -> the overhead term
+and the calibration networks it was fitted on), ``sweeps`` (which family and
+input size was swept), ``validations`` (each ``lut validate``: its students'
+residuals, read by ``plan --margin auto``). Every write is its own committed
+transaction (WAL journal), so a killed sweep loses at most the rows in flight
+and the file stays valid.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from perfstudent.convshape import ConvShape
+from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError
 from perfstudent.lut.fingerprint import Fingerprint
 from perfstudent.profiler.measurement import Measurement
@@ -26,19 +28,21 @@ if TYPE_CHECKING:
     from perfstudent.lut.view import LatencyView
     from perfstudent.profiler.devices import Device
 
-SCHEMA = "perfstudent.lut/1"
-TABLES = ("meta", "fingerprints", "rows", "overheads", "sweeps")
+SCHEMA = "perfstudent.lut/2"
+TABLES = ("meta", "fingerprints", "rows", "overheads", "sweeps", "validations")
 _DDL = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE fingerprints (id TEXT PRIMARY KEY, data TEXT NOT NULL, created TEXT NOT NULL);
-CREATE TABLE rows (fingerprint TEXT NOT NULL REFERENCES fingerprints(id), shape TEXT NOT NULL,
-    median_ms REAL NOT NULL, measurement TEXT NOT NULL, measured_at TEXT NOT NULL,
-    PRIMARY KEY (fingerprint, shape));
+CREATE TABLE rows (fingerprint TEXT NOT NULL REFERENCES fingerprints(id), chain TEXT NOT NULL,
+    ms REAL NOT NULL, measurement TEXT NOT NULL, measured_at TEXT NOT NULL,
+    PRIMARY KEY (fingerprint, chain));
 CREATE TABLE overheads (fingerprint TEXT NOT NULL REFERENCES fingerprints(id),
     context TEXT NOT NULL, overhead_ms REAL NOT NULL, data TEXT NOT NULL, measured_at TEXT NOT NULL,
     PRIMARY KEY (fingerprint, context));
 CREATE TABLE sweeps (fingerprint TEXT NOT NULL, context TEXT NOT NULL, mode TEXT NOT NULL,
     shapes INTEGER NOT NULL, completed_at TEXT NOT NULL, PRIMARY KEY (fingerprint, context));
+CREATE TABLE validations (fingerprint TEXT NOT NULL, context TEXT NOT NULL, created TEXT NOT NULL,
+    data TEXT NOT NULL, PRIMARY KEY (fingerprint, context, created));
 """
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -133,23 +137,22 @@ class LatencyTable:
                                      (fp.id,)).fetchone()[0])
 
     # -- rows ---------------------------------------------------------------------
-    def add(self, fp: Fingerprint, shape: ConvShape, measurement: Measurement) -> None:
-        """Commit one row (replacing an earlier measurement of the same shape)."""
+    def add(self, fp: Fingerprint, chain: Chain, measurement: Measurement) -> None:
+        """Commit one row (replacing an earlier measurement of the same chain)."""
         self.add_fingerprint(fp)
         self._write("INSERT OR REPLACE INTO rows VALUES (?, ?, ?, ?, ?)",
-                    (fp.id, shape.key(), measurement.median_ms,
-                     json.dumps(measurement.to_dict()), now()))
+                    (fp.id, chain.key(), measurement.ms, json.dumps(measurement.to_dict()), now()))
 
-    def has(self, fp: Fingerprint, shape: ConvShape) -> bool:
-        return self.conn.execute("SELECT 1 FROM rows WHERE fingerprint = ? AND shape = ?",
-                                 (fp.id, shape.key())).fetchone() is not None
+    def has(self, fp: Fingerprint, chain: Chain) -> bool:
+        return self.conn.execute("SELECT 1 FROM rows WHERE fingerprint = ? AND chain = ?",
+                                 (fp.id, chain.key())).fetchone() is not None
 
     def keys(self, fp: Fingerprint) -> set[str]:
-        return {r[0] for r in self.conn.execute("SELECT shape FROM rows WHERE fingerprint = ?", (fp.id,))}
+        return {r[0] for r in self.conn.execute("SELECT chain FROM rows WHERE fingerprint = ?", (fp.id,))}
 
-    def rows(self, fp: Fingerprint) -> dict[ConvShape, Measurement]:
-        cur = self.conn.execute("SELECT shape, measurement FROM rows WHERE fingerprint = ?", (fp.id,))
-        return {ConvShape.from_dict(json.loads(s)): Measurement.from_dict(json.loads(m)) for s, m in cur}
+    def rows(self, fp: Fingerprint) -> dict[Chain, Measurement]:
+        cur = self.conn.execute("SELECT chain, measurement FROM rows WHERE fingerprint = ?", (fp.id,))
+        return {Chain.from_dict(json.loads(c)): Measurement.from_dict(json.loads(m)) for c, m in cur}
 
     # -- overheads and sweeps -----------------------------------------------------
     def set_overhead(self, fp: Fingerprint, context: dict[str, Any], overhead_ms: float,
@@ -166,6 +169,18 @@ class LatencyTable:
     def record_sweep(self, fp: Fingerprint, context: dict[str, Any], mode: str, shapes: int) -> None:
         self._write("INSERT OR REPLACE INTO sweeps VALUES (?, ?, ?, ?, ?)",
                     (fp.id, _canon(context), mode, shapes, now()))
+
+    def add_validation(self, fp: Fingerprint, context: dict[str, Any], data: dict[str, Any]) -> None:
+        """Keep one ``lut validate`` result (its residuals feed ``plan --margin auto``)."""
+        self.add_fingerprint(fp)
+        self._write("INSERT OR REPLACE INTO validations VALUES (?, ?, ?, ?)",
+                    (fp.id, _canon(context), datetime.now(timezone.utc).isoformat(), json.dumps(data)))
+
+    def validations(self, fp: Fingerprint, context: dict[str, Any]) -> list[dict[str, Any]]:
+        """The validations of ``fp`` in ``context``, oldest first."""
+        cur = self.conn.execute("SELECT data FROM validations WHERE fingerprint = ? AND context = ? "
+                                "ORDER BY created", (fp.id, _canon(context)))
+        return [json.loads(d) for (d,) in cur]
 
     def sweeps(self, fp: Fingerprint) -> list[dict[str, Any]]:
         cur = self.conn.execute("SELECT context, mode, shapes, completed_at FROM sweeps "
@@ -236,10 +251,14 @@ def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:
         except sqlite3.Error as exc:
             raise InputError(f"cannot create LUT {path}: {exc}") from None
         return
-    missing = [t for t in TABLES if t not in names]
-    if missing:
-        raise InputError(f"{path} is not a perfstudent LUT (missing tables: {', '.join(missing)})")
+    if "meta" not in names:
+        raise InputError(f"{path} is not a perfstudent LUT (no meta table)")
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
     if row is None or row[0] != SCHEMA:
         found = row[0] if row else "none"
-        raise InputError(f"LUT {path} has schema {found}; this perfstudent reads {SCHEMA}")
+        hint = (" (rows of single layers timed alone, the old format); profile again into a new "
+                "LUT" if found == "perfstudent.lut/1" else "")
+        raise InputError(f"LUT {path} has schema {found}; this perfstudent reads {SCHEMA}{hint}")
+    missing = [t for t in TABLES if t not in names]
+    if missing:
+        raise InputError(f"{path} is not a perfstudent LUT (missing tables: {', '.join(missing)})")

@@ -1,10 +1,11 @@
 """Moving latency tables between machines: export (Parquet/CSV), import, merge.
 
-One flat table, one line per LUT row (``kind = layer``) or overhead term
+One flat table, one line per LUT row (``kind = chain``) or overhead term
 (``kind = overhead``): ``fingerprint_id``, ``fingerprint`` (JSON), ``key`` (the
-ConvShape key or overhead context, JSON), ``median_ms``, ``measurement`` (the full
-Measurement or overhead data, JSON), ``measured_at``, plus the ConvShape fields as
-columns for analysis. Import refuses rows that collide with different values
+Chain key or overhead context, JSON), ``ms``, ``measurement`` (the full
+Measurement with its raw samples, or the overhead data, JSON), ``measured_at``,
+plus readable columns for analysis (the block's kind, input channels, size,
+stride, slot width and full width, run, copies). Import refuses rows that collide with different values
 unless told which side wins; identical duplicates are skipped.
 """
 
@@ -16,19 +17,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from perfstudent.convshape import ConvShape
+from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError
 from perfstudent.io import atomic_write_bytes
 from perfstudent.lut.fingerprint import Fingerprint
+from perfstudent.profiler.measurement import Measurement
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from perfstudent.lut.store import LatencyTable
 
-COLUMNS = ["kind", "fingerprint_id", "fingerprint", "key", "median_ms", "measurement", "measured_at"]
-SHAPE_COLUMNS = ["op", "cin", "cout", "height", "width", "kernel", "stride", "padding", "groups",
-                 "bias", "epilogue", "batch", "dtype"]
+COLUMNS = ["kind", "fingerprint_id", "fingerprint", "key", "ms", "measurement", "measured_at"]
+SHAPE_COLUMNS = ["block", "cin", "cout", "size", "stride", "width", "full", "run", "copies"]
 CONFLICT_POLICIES = ("error", "keep", "replace")
 
 
@@ -39,15 +40,23 @@ def table_frame(table: LatencyTable) -> pd.DataFrame:
     records: list[dict[str, Any]] = []
     fps = {fp.id: fp.canonical() for fp in table.fingerprints()}
     for fid, key, ms, data, at in table.conn.execute(
-            "SELECT fingerprint, shape, median_ms, measurement, measured_at FROM rows ORDER BY rowid"):
-        records.append({"kind": "layer", "fingerprint_id": fid, "fingerprint": fps[fid], "key": key,
-                        "median_ms": ms, "measurement": data, "measured_at": at} | json.loads(key))
+            "SELECT fingerprint, chain, ms, measurement, measured_at FROM rows ORDER BY rowid"):
+        records.append({"kind": "chain", "fingerprint_id": fid, "fingerprint": fps[fid], "key": key,
+                        "ms": ms, "measurement": data, "measured_at": at} | _readable(key))
     for fid, ctx, ms, data, at in table.conn.execute(
             "SELECT fingerprint, context, overhead_ms, data, measured_at FROM overheads"):
         records.append({"kind": "overhead", "fingerprint_id": fid, "fingerprint": fps[fid],
-                        "key": ctx, "median_ms": ms, "measurement": data, "measured_at": at})
+                        "key": ctx, "ms": ms, "measurement": data, "measured_at": at})
     frame = pd.DataFrame.from_records(records, columns=COLUMNS + SHAPE_COLUMNS)
     return frame.astype({c: "object" for c in SHAPE_COLUMNS})
+
+
+def _readable(key: str) -> dict[str, Any]:
+    chain = Chain.from_dict(json.loads(key))
+    first, last = chain.block.layers[0], chain.block.layers[-1]
+    return {"block": chain.block.kind, "cin": first.cin, "cout": last.cout, "size": first.height,
+            "stride": first.stride, "width": chain.block.width, "full": chain.block.full,
+            "run": chain.block.run, "copies": chain.copies}
 
 
 def export_table(table: LatencyTable, out: Path, fmt: str) -> int:
@@ -102,15 +111,16 @@ class ImportReport:
 
 def _parse(line: dict[str, Any]) -> tuple[str, Fingerprint, str, float, str, str]:
     kind = str(line["kind"])
-    if kind not in ("layer", "overhead"):
+    if kind not in ("chain", "overhead"):
         raise InputError(f"unknown row kind {kind!r} in import")
     try:
         fp = Fingerprint.from_dict(json.loads(line["fingerprint"]))
         key, data = str(line["key"]), str(line["measurement"])
         json.loads(data)
-        if kind == "layer":
-            key = ConvShape.from_dict(json.loads(key)).key()
-        median = float(line["median_ms"])
+        if kind == "chain":
+            key = Chain.from_dict(json.loads(key)).key()
+            Measurement.from_dict(json.loads(data))
+        median = float(line["ms"])
     except (ValueError, TypeError, KeyError) as exc:
         raise InputError(f"bad line in import: {exc}") from None
     if fp.id != str(line["fingerprint_id"]):
@@ -125,8 +135,8 @@ def import_frame(table: LatencyTable, frame: pd.DataFrame, on_conflict: str = "e
     lines = [_parse(rec) for rec in frame[COLUMNS].to_dict("records")]
     report, conflicts, writes = ImportReport(), [], []
     for kind, fp, key, median, data, at in lines:
-        tbl, col = ("rows", "shape") if kind == "layer" else ("overheads", "context")
-        old = table.conn.execute(f"SELECT {'measurement' if kind == 'layer' else 'data'} FROM {tbl} "
+        tbl, col = ("rows", "chain") if kind == "chain" else ("overheads", "context")
+        old = table.conn.execute(f"SELECT {'measurement' if kind == 'chain' else 'data'} FROM {tbl} "
                                  f"WHERE fingerprint = ? AND {col} = ?", (fp.id, key)).fetchone()
         if old is not None and json.loads(old[0]) == json.loads(data):
             report.identical += 1

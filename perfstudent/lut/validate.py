@@ -1,8 +1,28 @@
-"""Prediction accuracy: random students, predicted by the LUT vs measured end to end.
+"""Prediction accuracy a sceptic accepts: students of several kinds, three predictors, a noise floor.
 
-Metrics over the samples: share with ``|pred/meas - 1| <= 5%`` and ``<= 10%``,
-MAPE = mean ``|pred - meas| / meas`` (in %), Spearman ρ = Pearson correlation of
-the ranks (pandas ``rank``, average ties) of predicted and measured latencies.
+Students (:func:`validation_students`): random ones of every kind of
+:mod:`perfstudent.students.sampling` (each slot uniform; one fraction per
+stage; a few slots full and the rest thin) and the planner's own outputs
+(``perf`` and ``uniform``, and ``pruned`` with a saliency file) at budgets
+spread between the smallest plannable student and the full network.
+
+Everything is measured together with the interleaved protocol, in two passes
+(A, then B): the students, five uniformly thinned calibration students, and,
+for the isolated-row predictor, every distinct layer of the students alone.
+A student's measured latency is the protocol's estimator over the samples of
+both passes; A against B is the *noise floor*: how well the same students
+measured twice agree, the best any predictor can be scored here.
+
+Predictors, side by side:
+
+- ``lut``: :meth:`LatencyView.predict` (blocks in context + the overhead term);
+- ``isolated``: the sum of every layer timed alone, no overhead term (what
+  NetAdapt-style tables do);
+- ``macs``: ``a + b · MACs``, least squares on the uniformly thinned students
+  (what MAC-budgeted pruning assumes).
+
+Metrics: share within ±5% and ±10% of measured, MAPE (mean |pred/meas - 1|),
+bias (mean signed error), Spearman ρ (Pearson correlation of the ranks).
 """
 
 from __future__ import annotations
@@ -15,39 +35,19 @@ import numpy as np
 from tqdm import tqdm
 
 from perfstudent.errors import InputError
+from perfstudent.students.sampling import KINDS, sample_students, uniform_student
 
 if TYPE_CHECKING:
+    from perfstudent.convshape import ConvShape
     from perfstudent.lut.view import LatencyView
     from perfstudent.profiler.backends import Backend
-    from perfstudent.profiler.measurement import TimingProtocol
+    from perfstudent.profiler.measurement import Measurement, TimingProtocol
+    from perfstudent.students.saliency import Saliency
     from perfstudent.students.widthspec import WidthSpec
 
-
-DISTRIBUTIONS = ("uniform", "scaled")
-
-
-def random_specs(base: WidthSpec, samples: int, seed: int = 0,
-                 distribution: str = "uniform") -> list[WidthSpec]:
-    """``samples`` random WidthSpecs of ``base``'s family.
-
-    ``uniform``: every slot width uniform in 1..full (independent slots, so totals
-    cluster around half the full latency). ``scaled``: a student-wide fraction
-    ``f ~ U(0.1, 1)``, then each slot ``round(full · f · U(0.7, 1.3))`` clipped to 1..full
-    (spread-out totals, like plans for different budgets).
-    """
-    if distribution not in DISTRIBUTIONS:
-        raise InputError(f"distribution must be one of {', '.join(DISTRIBUTIONS)}")
-    rng = np.random.default_rng(seed)
-    specs = []
-    for _ in range(samples):
-        if distribution == "uniform":
-            widths = {s: int(rng.integers(1, w + 1)) for s, w in base.widths.items()}
-        else:
-            f = rng.uniform(0.1, 1.0)
-            widths = {s: int(np.clip(round(w * f * rng.uniform(0.7, 1.3)), 1, w))
-                      for s, w in base.widths.items()}
-        specs.append(base.with_widths(widths))
-    return specs
+SCHEMA = "perfstudent.validation/2"
+PREDICTORS = ("lut", "isolated", "macs")
+CALIBRATION_FRACTIONS = (1.0, 0.8, 0.6, 0.45, 0.3)
 
 
 def spearman(x: list[float], y: list[float]) -> float:
@@ -59,55 +59,168 @@ def spearman(x: list[float], y: list[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
+def scores(predicted: list[float], measured: list[float]) -> dict[str, float]:
+    """within_5pct, within_10pct, mape_pct, bias_pct, spearman of ``predicted`` against ``measured``."""
+    err = np.asarray(predicted) / np.asarray(measured) - 1.0
+    return {"within_5pct": float(np.mean(np.abs(err) <= 0.05)),
+            "within_10pct": float(np.mean(np.abs(err) <= 0.10)),
+            "mape_pct": float(100 * np.abs(err).mean()), "bias_pct": float(100 * err.mean()),
+            "max_abs_err_pct": float(100 * np.abs(err).max()),
+            "spearman": spearman(list(predicted), list(measured))}
+
+
+def plan_students(view: LatencyView, base: WidthSpec, count: int,
+                  saliency: Saliency | None = None) -> list[tuple[str, WidthSpec]]:
+    """The planner's outputs at ``count`` budgets per strategy, between smallest and full."""
+    from perfstudent.students.planner import STRATEGIES, InfeasibleBudget, make_plan
+    from perfstudent.students.slotcost import build_problem
+
+    if count < 1:
+        return []
+    scores_ = {s: [1.0] * w for s, w in base.widths.items()}
+    smallest = build_problem(view, base, scores_, 1e9).smallest_ms()
+    full = view.predict(base).total_ms
+    budgets = np.linspace(smallest + 0.15 * (full - smallest), full * 0.95, count)
+    out = []
+    for strategy in STRATEGIES:
+        if strategy == "pruned" and saliency is None:
+            continue
+        for budget in budgets:
+            try:
+                plan = make_plan(strategy, float(budget), view, base, saliency)
+            except InfeasibleBudget:
+                continue
+            out.append((f"plan-{strategy}", plan.spec))
+    return out
+
+
+def validation_students(view: LatencyView, base: WidthSpec, samples: int, seed: int = 0,
+                        saliency: Saliency | None = None,
+                        plans: bool = True) -> list[tuple[str, WidthSpec]]:
+    """About ``samples`` students: random ones of every kind, then the planner's outputs."""
+    budgets = max(1, samples // 12) if plans else 0
+    planned = plan_students(view, base, budgets, saliency)
+    drawn = sample_students(base, max(len(KINDS), samples - len(planned)), seed, KINDS)
+    return drawn + planned
+
+
 @dataclass
 class ValidationReport:
     fingerprint: dict[str, Any]
     family: str
     input_size: int
-    distribution: str = "uniform"
-    predicted_ms: list[float] = field(default_factory=list)
-    measured_ms: list[float] = field(default_factory=list)
+    estimator: str
+    kinds: list[str] = field(default_factory=list)
     widths: list[dict[str, int]] = field(default_factory=list)
-
-    def errors(self) -> np.ndarray:
-        return np.asarray(self.predicted_ms) / np.asarray(self.measured_ms) - 1.0
+    measured_ms: list[float] = field(default_factory=list)
+    pass_a_ms: list[float] = field(default_factory=list)
+    pass_b_ms: list[float] = field(default_factory=list)
+    predicted: dict[str, list[float]] = field(default_factory=dict)
+    macs_fit: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        err = np.abs(self.errors())
-        return {"samples": len(err), "within_5pct": float(np.mean(err <= 0.05)),
-                "within_10pct": float(np.mean(err <= 0.10)), "mape_pct": float(100 * err.mean()),
-                "max_abs_err_pct": float(100 * err.max()), "mean_err_pct": float(100 * self.errors().mean()),
-                "spearman": spearman(self.predicted_ms, self.measured_ms)}
+        out: dict[str, Any] = {"samples": len(self.measured_ms)}
+        for name, values in self.predicted.items():
+            out[name] = scores(values, self.measured_ms)
+        out["noise_floor"] = scores(self.pass_a_ms, self.pass_b_ms)
+        return out
+
+    def residuals(self) -> list[float]:
+        """measured / LUT-predicted - 1, per student (``plan --margin auto`` reads these)."""
+        return [m / p - 1 for m, p in zip(self.measured_ms, self.predicted["lut"], strict=True)]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": "perfstudent.validation/1", "family": self.family,
-                "input_size": self.input_size, "distribution": self.distribution,
-                "fingerprint": self.fingerprint, **self.summary(),
-                "students": [{"widths": w, "predicted_ms": p, "measured_ms": m}
-                             for w, p, m in zip(self.widths, self.predicted_ms, self.measured_ms,
-                                                strict=True)]}
+        students = [{"kind": k, "widths": w, "measured_ms": m, "pass_a_ms": a, "pass_b_ms": b,
+                     "predicted_ms": {name: v[i] for name, v in self.predicted.items()}}
+                    for i, (k, w, m, a, b) in enumerate(zip(
+                        self.kinds, self.widths, self.measured_ms, self.pass_a_ms, self.pass_b_ms,
+                        strict=True))]
+        return {"schema": SCHEMA, "family": self.family, "input_size": self.input_size,
+                "estimator": self.estimator, "fingerprint": self.fingerprint,
+                "summary": self.summary(), "macs_fit": self.macs_fit, "students": students}
 
     def text(self) -> str:
         s = self.summary()
-        return (f"{self.family} @{self.input_size}: {s['samples']} random students "
-                f"({self.distribution})\n"
-                f"  within ±5%:  {100 * s['within_5pct']:.0f}%\n"
-                f"  within ±10%: {100 * s['within_10pct']:.0f}%\n"
-                f"  MAPE:        {s['mape_pct']:.2f}%  (max {s['max_abs_err_pct']:.2f}%, "
-                f"mean signed {s['mean_err_pct']:+.2f}%)\n"
-                f"  Spearman ρ:  {s['spearman']:.4f}")
+        kinds = ", ".join(f"{k} {self.kinds.count(k)}" for k in dict.fromkeys(self.kinds))
+        lines = [f"{self.family} @{self.input_size}: {s['samples']} students ({kinds}), "
+                 f"estimator {self.estimator}",
+                 f"  {'predictor':<12}{'±5%':>6}{'±10%':>7}{'MAPE':>8}{'bias':>8}{'ρ':>8}"]
+        for name in [*self.predicted, "noise_floor"]:
+            r = s[name]
+            label = "noise floor" if name == "noise_floor" else name
+            lines.append(f"  {label:<12}{100 * r['within_5pct']:>5.0f}%{100 * r['within_10pct']:>6.0f}%"
+                         f"{r['mape_pct']:>7.2f}%{r['bias_pct']:>+7.2f}%{r['spearman']:>8.3f}")
+        lines.append("  (noise floor: the same students measured twice, pass A against pass B)")
+        return "\n".join(lines)
+
+
+def _macs(spec: WidthSpec) -> int:
+    from perfstudent.students import conv_shapes
+
+    return sum(layer.shape.macs for layer in conv_shapes(spec))
+
+
+def _passes(backend: Backend, groups: list[list[Any]], protocol: TimingProtocol,
+            progress: bool) -> tuple[list[Measurement], list[Measurement]]:
+    """Two passes over ``groups`` (lists of prepared items), each group timed together."""
+    bar = tqdm(total=2 * sum(len(g) for g in groups), desc="validate", unit="item",
+               file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    passes: list[list[Measurement]] = [[], []]
+    try:
+        for out in passes:
+            for group in groups:
+                out += backend.measure(group, protocol)
+                bar.update(len(group))
+    finally:
+        bar.close()
+    return passes[0], passes[1]
+
+
+def _joined(a: Measurement, b: Measurement) -> float:
+    from perfstudent.profiler.measurement import Measurement
+
+    both = Measurement(a.samples_ms + b.samples_ms, a.estimator, a.inner)
+    return both.ms
 
 
 def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
              protocol: TimingProtocol, seed: int = 0, progress: bool = True,
-             distribution: str = "uniform") -> ValidationReport:
-    """Predict and measure ``samples`` random students of ``base``'s family."""
-    specs = random_specs(base, samples, seed, distribution)
-    predictions = [view.predict(spec).total_ms for spec in specs]  # fail fast on a missing row
-    report = ValidationReport(view.fingerprint.to_dict(), base.family, base.input_size, distribution)
-    for spec, pred in tqdm(list(zip(specs, predictions, strict=True)), desc="validate",
-                           unit="student", file=sys.stderr, disable=not progress):
-        report.measured_ms.append(backend.time_model(spec, protocol).median_ms)
-        report.predicted_ms.append(pred)
-        report.widths.append(dict(spec.widths))
+             saliency: Saliency | None = None, predictors: tuple[str, ...] = PREDICTORS,
+             plans: bool = True) -> ValidationReport:
+    """Predict and measure about ``samples`` students of ``base``'s family (module docstring)."""
+    from perfstudent.students import conv_shapes
+
+    unknown = set(predictors) - set(PREDICTORS)
+    if unknown or "lut" not in predictors:
+        raise InputError(f"predictors must include lut and be among {', '.join(PREDICTORS)}")
+    students = validation_students(view, base, samples, seed, saliency, plans)
+    lut = [view.predict(spec).total_ms for _, spec in students]  # fail fast on a missing row
+    calibration = [uniform_student(base, f) for f in CALIBRATION_FRACTIONS] if "macs" in predictors else []
+    shapes: list[ConvShape] = []
+    if "isolated" in predictors:
+        shapes = list(dict.fromkeys(layer.shape for _, s in students for layer in conv_shapes(s)))
+    specs = [s for _, s in students] + calibration
+    size = protocol.group
+    groups = [[backend.prepare_model(s) for s in specs[i:i + size]] for i in range(0, len(specs), size)]
+    groups += [[backend.prepare_shape(sh) for sh in shapes[i:i + size]]
+               for i in range(0, len(shapes), size)]
+    a, b = _passes(backend, groups, protocol, progress)
+    report = ValidationReport(view.fingerprint.to_dict(), base.family, base.input_size,
+                              protocol.estimator, [k for k, _ in students],
+                              [dict(s.widths) for _, s in students])
+    n = len(students)
+    report.pass_a_ms = [m.ms for m in a[:n]]
+    report.pass_b_ms = [m.ms for m in b[:n]]
+    report.measured_ms = [_joined(x, y) for x, y in zip(a[:n], b[:n], strict=True)]
+    report.predicted["lut"] = lut
+    if "isolated" in predictors:
+        iso = {sh: _joined(x, y) for sh, x, y in zip(shapes, a[len(specs):], b[len(specs):],
+                                                    strict=True)}
+        report.predicted["isolated"] = [sum(iso[layer.shape] for layer in conv_shapes(s))
+                                        for _, s in students]
+    if "macs" in predictors:
+        cal_ms = [_joined(x, y) for x, y in zip(a[n:len(specs)], b[n:len(specs)], strict=True)]
+        slope, intercept = np.polyfit([_macs(s) for s in calibration], cal_ms, 1)
+        report.macs_fit = {"ms_per_gmac": float(slope * 1e9), "intercept_ms": float(intercept)}
+        report.predicted["macs"] = [float(intercept + slope * _macs(s)) for _, s in students]
     return report

@@ -1,32 +1,34 @@
-"""Answering latency queries from the rows of one fingerprint.
+"""Answering latency queries from the rows of one fingerprint: the model the planner plans on.
 
-**Step-preserving interpolation.** Latency is a staircase in a channel count
-(kernels work on blocks of channels), with linear stretches where compute
-dominates. A layer whose shape was not measured is answered from the *series* of
-measured shapes that equal it in every field but one channel count (``cin`` or
-``cout``): with ``a < w < b`` the nearest measured counts around ``w``, the answer is
-the straight line between ``T(a)`` and ``T(b)``, so it always lies between the two
-measurements (no spline, no overshoot of a step, and a step between two adjacent
-measured counts stays a step). A query below the smallest measured count gets
-that count's value; above the largest, there is no answer (no extrapolation).
+**The model.** ``predict(spec) = fixed_ms(spec) + Σ_slots slot_ms(spec, slot, w_slot)``.
 
-*Error bound.* The answer is within ``|T(b) - T(a)|`` of the truth whenever ``T`` is
-monotone on ``[a, b]``. The adaptive sweep (:mod:`perfstudent.profiler.sweep`)
-leaves ``(a, b)`` unrefined only if ``|T_slot(b) - T_slot(a)| <= tol · T_slot`` (flat: error
-<= tol) or if the midpoint of its parent interval lay within ``tol`` of the chord
-(linear: error <= tol at the probe, more only for a step hidden between probes).
+- ``slot_ms`` is the cost of the block that holds the slot, at the slot's width,
+  inside a run of identical blocks (:class:`~perfstudent.blockshape.BlockShape`):
+  from two chains of the block, ``(T(K blocks) - T(1 block)) / (K - 1)``, so the
+  chain's own entry and exit cancel; a block that changes the stream's shape has
+  only the one-block chain, entry and exit included (the same at every width).
+- ``fixed_ms`` is one number per fingerprint and context (family, input size,
+  channels, classes, batch): the stem, the head, the graph's own entry and exit
+  and whatever the blocks' rows leave out, measured by the sweep as the median
+  of ``network - Σ slot_ms`` over calibration networks. It does not depend on the
+  widths, so the planner's knapsack (:mod:`perfstudent.students.slotcost`) sees
+  exactly this model: a plan's predicted latency is ``predict(plan.spec)``.
 
-**Prediction.** ``predict(spec) = Σ_layers layer_ms + overhead_ms(spec)``, with
-``overhead_ms(spec) = fixed + per_mb · W(spec)``: ``fixed`` is the per-inference cost
-and the non-conv ops (pooling, flatten, the runtime's per-call cost, minus the
-per-call costs the isolated rows count once per layer), ``W`` the student's conv and
-linear weight megabytes and ``per_mb`` the extra ms per MB of weights that a layer
-pays inside a network, where its weights are cold (streamed from L3/DRAM), but
-not in isolation, where they stay in L1/L2 between calls (PyTorch's oneDNN also
-reorders the weights on every call). Both are fitted per fingerprint and context
-(family, input size, channels, classes, batch) by the sweep from the network timed
-at uniform width fractions minus the sum of its rows (least squares; slope 0 if
-it comes out negative).
+**Between measured widths.** Latency is a staircase in a channel count. Where
+the runtime treats channel counts alike only modulo ``g`` (ONNX Runtime at
+``all`` runs counts that are multiples of 4 in NCHWc blocks and the others in
+plain NCHW kernels: two different staircases interleaved), widths are answered
+within their residue class ``w mod g`` (``g`` is the fingerprint's
+``width_alignment`` setting, 1 elsewhere). With ``a < w < b`` the nearest measured
+widths of the class around ``w``, the answer is the straight line between their
+costs, so it lies between two measurements (a step between adjacent measured
+widths stays a step); below the smallest measured width of the class the
+answer is that width's cost; above the largest there is none (no extrapolation).
+
+*Error bound.* The answer is within ``|T(b) - T(a)|`` of the truth whenever the
+cost is monotone on ``[a, b]`` within the class; the adaptive sweep
+(:mod:`perfstudent.profiler.sweep`) leaves ``(a, b)`` unrefined only where that
+difference is within its tolerance or the midpoint lay on the chord.
 """
 
 from __future__ import annotations
@@ -36,16 +38,13 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from perfstudent.blockshape import BlockShape, Chain
 from perfstudent.errors import InputError
 
 if TYPE_CHECKING:
-    from perfstudent.convshape import ConvShape
     from perfstudent.lut.fingerprint import Fingerprint
     from perfstudent.profiler.measurement import Measurement
-    from perfstudent.students.registry import Layer
     from perfstudent.students.widthspec import WidthSpec
-
-_AXES = ("cin", "cout")
 
 
 def spec_context(spec: WidthSpec, batch: int = 1) -> dict[str, Any]:
@@ -54,101 +53,112 @@ def spec_context(spec: WidthSpec, batch: int = 1) -> dict[str, Any]:
             "num_classes": spec.num_classes, "batch": batch}
 
 
-def weight_mb(spec: WidthSpec, batch: int = 1) -> float:
-    """Conv and linear weight megabytes of ``spec`` (``cin/groups · cout · k² · bytes``)."""
-    from perfstudent.students import conv_shapes
-
-    size = {"float32": 4, "float16": 2, "bfloat16": 2}
-    return sum(s.cin // s.groups * s.cout * s.kernel ** 2 * size.get(s.dtype, 4)
-               for s in (layer.shape for layer in conv_shapes(spec, batch))) / 1e6
-
-
-def _series_key(shape: ConvShape, axis: str) -> tuple[Any, ...]:
-    return tuple(sorted((k, v) for k, v in shape.to_dict().items() if k != axis))
+def context_key(spec: WidthSpec, batch: int = 1) -> str:
+    return json.dumps(spec_context(spec, batch), sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
 class Prediction:
     total_ms: float
-    overhead_ms: float
-    per_layer: list[tuple[Layer, float]]
+    fixed_ms: float
+    per_slot: list[tuple[str, int, float]]  # (slot, width, ms)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"total_ms": self.total_ms, "overhead_ms": self.overhead_ms,
-                "per_layer": [{"path": layer.path, "slot": layer.slot, "shape": str(layer.shape),
-                               "ms": ms} for layer, ms in self.per_layer]}
+        return {"total_ms": self.total_ms, "fixed_ms": self.fixed_ms,
+                "per_slot": [{"slot": s, "width": w, "ms": ms} for s, w, ms in self.per_slot]}
+
+
+def block_values(rows: dict[Chain, Measurement]) -> dict[BlockShape, float]:
+    """Each measured block's cost in ms (the module docstring): a chain slope or a lone block."""
+    chains: dict[BlockShape, dict[int, float]] = {}
+    for chain, m in rows.items():
+        chains.setdefault(chain.block, {})[chain.copies] = m.ms
+    values = {}
+    for block, by_copies in chains.items():
+        longest = max(by_copies)
+        if 1 in by_copies and longest > 1:
+            values[block] = (by_copies[longest] - by_copies[1]) / (longest - 1)
+        elif 1 in by_copies:
+            values[block] = by_copies[1]
+    return values
 
 
 class LatencyView:
-    """Read-only answers for one fingerprint (see the module docstring)."""
+    """Read-only answers for one fingerprint (see the module docstring).
 
-    def __init__(self, fingerprint: Fingerprint, rows: dict[ConvShape, Measurement],
-                 overheads: dict[str, tuple[float, dict[str, Any]]] | None = None) -> None:
+    ``estimator`` re-reads every row's raw samples with another estimator
+    (``min``, ``p10``, ``p20``, ``median``, ...) without measuring again.
+    """
+
+    def __init__(self, fingerprint: Fingerprint, rows: dict[Chain, Measurement],
+                 overheads: dict[str, tuple[float, dict[str, Any]]] | None = None,
+                 estimator: str | None = None) -> None:
         self.fingerprint = fingerprint
-        self.rows = {shape: m.median_ms for shape, m in rows.items()}
-        self.measurements = dict(rows)
+        self.measurements = {c: (m if estimator is None else m.with_estimator(estimator))
+                             for c, m in rows.items()}
         self.overheads = dict(overheads or {})
-        self._series: dict[tuple[str, tuple[Any, ...]], tuple[list[int], list[float]]] = {}
-        for axis in _AXES:
-            groups: dict[tuple[Any, ...], list[tuple[int, float]]] = {}
-            for shape, ms in self.rows.items():
-                groups.setdefault(_series_key(shape, axis), []).append((getattr(shape, axis), ms))
-            for key, points in groups.items():
-                points.sort()
-                self._series[(axis, key)] = ([p[0] for p in points], [p[1] for p in points])
+        self.alignment = max(1, int(fingerprint.settings.get("width_alignment", 1) or 1))
+        self.blocks = block_values(self.measurements)
+        series: dict[tuple[BlockShape, int], list[tuple[int, float]]] = {}
+        for block, ms in self.blocks.items():
+            series.setdefault((block.series(), block.width % self.alignment), []).append(
+                (block.width, ms))
+        self._series = {k: ([w for w, _ in sorted(v)], [ms for _, ms in sorted(v)])
+                        for k, v in series.items()}
+        self._slot_blocks: dict[tuple[str, int], dict[str, BlockShape]] = {}
 
-    def _interpolate(self, shape: ConvShape, axis: str) -> float | None:
-        series = self._series.get((axis, _series_key(shape, axis)))
-        if series is None:
-            return None
-        counts, values = series
-        w = getattr(shape, axis)
-        i = bisect.bisect_left(counts, w)
-        if i == len(counts):
-            return None
-        if counts[i] == w or i == 0:
-            return values[i]
-        a, b = counts[i - 1], counts[i]
-        return values[i - 1] + (values[i] - values[i - 1]) * (w - a) / (b - a)
+    def block_ms(self, block: BlockShape) -> float:
+        """Cost of ``block`` in ms: measured, else interpolated in its class (module docstring)."""
+        if block in self.blocks:
+            return self.blocks[block]
+        found = self._series.get((block.series(), block.width % self.alignment))
+        if found is not None:
+            widths, values = found
+            i = bisect.bisect_left(widths, block.width)
+            if i < len(widths):
+                if i == 0:
+                    return values[0]
+                a, b = widths[i - 1], widths[i]
+                return values[i - 1] + (values[i] - values[i - 1]) * (block.width - a) / (b - a)
+        fp = self.fingerprint
+        raise InputError(
+            f"the LUT has no row for {block.label()} ({fp.label()}) and no measured neighbour to "
+            f"answer from; fill it with `perfstudent profile --device {fp.device} --backend "
+            f"{fp.backend} --threads {fp.threads} --arch ARCH --input-size N`")
 
-    def layer_ms(self, shape: ConvShape) -> float:
-        """Latency of ``shape`` in ms: its row, else the interpolation of the module docstring."""
-        if shape in self.rows:
-            return self.rows[shape]
-        answers = [a for a in (self._interpolate(shape, axis) for axis in _AXES) if a is not None]
-        if not answers:
-            raise InputError(
-                f"the LUT has no row for {shape} ({self.fingerprint.label()}) and no measured "
-                f"neighbour to answer from; fill it with `perfstudent profile --device "
-                f"{self.fingerprint.device} --backend {self.fingerprint.backend} "
-                f"--threads {self.fingerprint.threads} --arch ARCH --input-size N`")
-        return max(answers)
+    def slot_blocks(self, spec: WidthSpec, batch: int = 1) -> dict[str, BlockShape]:
+        """Each slot's block at ``spec``'s widths (cached per context)."""
+        from perfstudent.students import get_family
+
+        cache_key = (context_key(spec, batch), batch)
+        if cache_key not in self._slot_blocks:
+            full = get_family(spec.family).full_spec(spec.input_size, spec.in_channels,
+                                                     spec.num_classes)
+            self._slot_blocks[cache_key] = get_family(spec.family).block_shapes(full, batch)
+        return {s: b.at(spec.widths[s]) for s, b in self._slot_blocks[cache_key].items()}
+
+    def slot_ms(self, spec: WidthSpec, slot: str, width: int, batch: int = 1) -> float:
+        """Cost of ``slot``'s block at ``width`` inside ``spec``'s family, in ms."""
+        return self.block_ms(self.slot_blocks(spec, batch)[slot].at(width))
 
     def has_overhead(self, spec: WidthSpec, batch: int = 1) -> bool:
-        return json.dumps(spec_context(spec, batch), sort_keys=True,
-                          separators=(",", ":")) in self.overheads
+        return context_key(spec, batch) in self.overheads
 
-    def overhead_ms(self, spec: WidthSpec, batch: int = 1) -> float:
-        """Overhead of ``spec`` in ms: ``fixed + per_mb · weight_mb(spec)`` (module docstring)."""
-        key = json.dumps(spec_context(spec, batch), sort_keys=True, separators=(",", ":"))
+    def fixed_ms(self, spec: WidthSpec, batch: int = 1) -> float:
+        """The overhead term of ``spec``'s context in ms (module docstring)."""
+        key = context_key(spec, batch)
         if key not in self.overheads:
+            fp = self.fingerprint
             raise InputError(
                 f"the LUT has no overhead term for {spec.family} at {spec.input_size}x"
-                f"{spec.input_size} ({self.fingerprint.label()}); measure it with `perfstudent "
-                f"profile --device {self.fingerprint.device} --backend {self.fingerprint.backend} "
-                f"--threads {self.fingerprint.threads} --arch {spec.family} "
+                f"{spec.input_size} ({fp.label()}); measure it with `perfstudent profile --device "
+                f"{fp.device} --backend {fp.backend} --threads {fp.threads} --arch {spec.family} "
                 f"--input-size {spec.input_size}`")
-        fixed, data = self.overheads[key]
-        return fixed + float(data.get("ms_per_weight_mb", 0.0)) * weight_mb(spec, batch)
-
-    def conv_sum_ms(self, spec: WidthSpec, batch: int = 1) -> tuple[float, list[tuple[Layer, float]]]:
-        from perfstudent.students import conv_shapes
-
-        per_layer = [(layer, self.layer_ms(layer.shape)) for layer in conv_shapes(spec, batch)]
-        return sum(ms for _, ms in per_layer), per_layer
+        return self.overheads[key][0]
 
     def predict(self, spec: WidthSpec, batch: int = 1) -> Prediction:
-        """Σ per-layer rows + overhead terms (ms)."""
-        total, per_layer = self.conv_sum_ms(spec, batch)
-        overhead = self.overhead_ms(spec, batch)
-        return Prediction(total + overhead, overhead, per_layer)
+        """``fixed_ms + Σ slot_ms`` in ms."""
+        fixed = self.fixed_ms(spec, batch)
+        blocks = self.slot_blocks(spec, batch)
+        per_slot = [(slot, spec.widths[slot], self.block_ms(blocks[slot])) for slot in spec.widths]
+        return Prediction(fixed + sum(ms for _, _, ms in per_slot), fixed, per_slot)

@@ -1,4 +1,4 @@
-"""End-to-end latency of a whole student with the LUT's timing protocol."""
+"""End-to-end latency of a whole student with the LUT's timing protocol; the named protocols."""
 
 from __future__ import annotations
 
@@ -16,13 +16,12 @@ if TYPE_CHECKING:
 #: (their rows are valid measurements, only less repeatable).
 PROTOCOLS = {
     "default": TimingProtocol(),
-    "fast": TimingProtocol(warmup_s=0.02, block_s=0.004, repeats=5, noise_threshold=0.5,
-                           remeasure=0),
-    "smoke": TimingProtocol(warmup_s=0.005, block_s=0.002, repeats=3, noise_threshold=1.0,
-                            remeasure=0),
-    "quick": TimingProtocol(warmup_s=0.05, block_s=0.01, repeats=9, noise_threshold=0.05,
-                            remeasure=1),
-    "careful": TimingProtocol(warmup_s=0.5, block_s=0.05, repeats=25),
+    "careful": TimingProtocol(warmup_s=0.2, block_s=0.01, rounds=25, extra_rounds=25),
+    "quick": TimingProtocol(warmup_s=0.02, block_s=0.004, rounds=9, extra_rounds=9),
+    "fast": TimingProtocol(warmup_s=0.01, block_s=0.002, rounds=5, extra_rounds=3,
+                           noise_threshold=0.5),
+    "smoke": TimingProtocol(warmup_s=0.0, block_s=0.001, rounds=3, extra_rounds=0,
+                            canary_every=0, noise_threshold=1.0),
 }
 
 

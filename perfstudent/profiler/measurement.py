@@ -1,13 +1,19 @@
-"""Measurement and the timing protocol (DESIGN §4).
+"""Measurement and the timing protocol (docs/profiler.md, "timing protocol").
 
-A LUT row is a :class:`Measurement`: every repeat kept (each repeat is the mean
-per-call time of one block of back-to-back calls), the median is the figure
-used, and IQR/median decides whether the row is noisy.
+A :class:`Measurement` keeps every sample it was made of: a sample is the mean
+per-call time of one block of back-to-back calls, and samples of one item are
+spread over time (interleaved rounds, :mod:`perfstudent.profiler.timing`). The
+figure used, :attr:`Measurement.ms`, is an *estimator* over the kept samples,
+chosen by name, so a LUT can be re-read with another estimator without being
+measured again. Samples taken while a canary kernel ran slow are kept apart
+(``slow_ms``) and never enter the figure.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -15,75 +21,129 @@ import numpy as np
 from perfstudent.errors import InputError
 
 
+def _quantile(q: float) -> Callable[[np.ndarray], float]:
+    return lambda a: float(np.quantile(a, q, method="linear"))
+
+
+#: Estimators by name: what a row's samples become. ``p20`` is the default: on this
+#: shared machine it was the most repeatable of min / p10 / p20 / median across
+#: passes (docs/profiler.md has the data; benchmarks/prediction.py re-measures it).
+ESTIMATORS: dict[str, Callable[[np.ndarray], float]] = {
+    "min": lambda a: float(a.min()),
+    "p10": _quantile(0.10),
+    "p20": _quantile(0.20),
+    "p25": _quantile(0.25),
+    "median": _quantile(0.50),
+    "mean": lambda a: float(a.mean()),
+}
+DEFAULT_ESTIMATOR = "p20"
+
+
+def check_estimator(name: str) -> str:
+    if name not in ESTIMATORS:
+        raise InputError(f"unknown estimator {name!r}; choose one of {', '.join(ESTIMATORS)}")
+    return name
+
+
 @dataclass(frozen=True)
 class TimingProtocol:
-    """How one latency is measured.
+    """How items are timed (all of one call to the protocol together, interleaved).
 
-    warmup_s: time-based warm-up before timing. block_s: target duration of one
-    block of back-to-back calls (sets the inner loop count so timer overhead is
-    negligible). repeats: blocks kept. noise_threshold: IQR/median above which
-    a row is re-measured (up to ``remeasure`` times), then flagged noisy.
+    warmup_s: time-based warm-up of each item before its first sample.
+    block_s: target duration of one sample (the inner loop is sized to it, so the
+    timer's own cost is negligible). rounds: kept samples per item; every round
+    visits every item once. estimator: the figure taken from the kept samples.
+    canary_every: items timed between two samples of the canary kernel (0: no
+    canary). slow_factor: a canary sample above ``slow_factor`` x its baseline (a
+    low quantile of all its samples) marks the items timed next to it as taken in a
+    slow phase; their samples are set aside and re-measured. extra_rounds: how many
+    rounds beyond ``rounds`` re-measurement may take. group: how many items are
+    prepared and interleaved at once (bounds memory). noise_threshold: relative IQR
+    of the kept samples above which an item is flagged noisy.
     """
 
-    warmup_s: float = 0.2
-    block_s: float = 0.02
-    repeats: int = 15
+    warmup_s: float = 0.05
+    block_s: float = 0.005
+    rounds: int = 15
+    estimator: str = DEFAULT_ESTIMATOR
+    canary_every: int = 4
+    slow_factor: float = 1.15
+    extra_rounds: int = 15
+    group: int = 16
     noise_threshold: float = 0.05
-    remeasure: int = 2
 
     def __post_init__(self) -> None:
-        if self.warmup_s < 0 or self.block_s <= 0 or self.repeats < 3:
-            raise InputError("timing protocol needs warmup_s >= 0, block_s > 0 and repeats >= 3")
+        if not (self.warmup_s >= 0 and self.block_s > 0 and self.rounds >= 3):
+            raise InputError("timing protocol needs warmup_s >= 0, block_s > 0 and rounds >= 3")
+        if self.canary_every < 0 or self.extra_rounds < 0 or self.group < 1:
+            raise InputError("timing protocol needs canary_every >= 0, extra_rounds >= 0, group >= 1")
+        if not (self.slow_factor > 1 and math.isfinite(self.slow_factor)):
+            raise InputError("timing protocol needs a finite slow_factor > 1")
+        check_estimator(self.estimator)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+
+
+def _samples(values: Any, what: str) -> tuple[float, ...]:
+    if not isinstance(values, (list, tuple)):
+        raise InputError(f"{what} must be a list of numbers")
+    out = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise InputError(f"{what} must hold finite, non-negative numbers, got {v!r}")
+        out.append(float(v))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """Latency statistics of one timed thing, in milliseconds per call."""
+    """Latency of one timed item, in milliseconds per call (see the module docstring)."""
 
-    median_ms: float
-    p10_ms: float
-    p90_ms: float
-    iqr_ms: float
-    mean_ms: float
-    std_ms: float
-    cv: float
-    samples: int
-    inner: int
-    warmup_s: float
+    samples_ms: tuple[float, ...]
+    estimator: str = DEFAULT_ESTIMATOR
+    inner: int = 1
+    slow_ms: tuple[float, ...] = ()
     noisy: bool = False
-    repeats_ms: tuple[float, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.samples_ms:
+            raise InputError("a measurement needs at least one sample")
+        check_estimator(self.estimator)
+
+    @classmethod
+    def from_samples(cls, samples_ms: Any, inner: int = 1, estimator: str = DEFAULT_ESTIMATOR,
+                     slow_ms: Any = (), noisy: bool = False) -> Measurement:
+        return cls(_samples(list(samples_ms), "samples"), estimator, int(inner),
+                   _samples(list(slow_ms), "slow samples"), bool(noisy))
 
     @property
-    def rel_iqr(self) -> float:
-        return self.iqr_ms / self.median_ms if self.median_ms > 0 else float("inf")
+    def ms(self) -> float:
+        """The figure used: the estimator over the kept samples."""
+        return ESTIMATORS[self.estimator](np.asarray(self.samples_ms))
 
-    @classmethod
-    def from_repeats(cls, repeats_ms: list[float] | np.ndarray, inner: int, warmup_s: float,
-                     noisy: bool = False) -> Measurement:
-        """Summarise per-call times of each repeat block (ms) with numpy's statistics."""
-        arr = np.asarray(repeats_ms, dtype=float)
-        if arr.size == 0 or not np.all(np.isfinite(arr)) or np.any(arr < 0):
-            raise ValueError("a measurement needs finite, non-negative repeat times")
-        p10, q1, median, q3, p90 = np.percentile(arr, [10, 25, 50, 75, 90])
-        mean = float(arr.mean())
-        std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-        return cls(
-            median_ms=float(median), p10_ms=float(p10), p90_ms=float(p90),
-            iqr_ms=float(q3 - q1), mean_ms=mean, std_ms=std,
-            cv=std / mean if mean > 0 else 0.0, samples=int(arr.size), inner=int(inner),
-            warmup_s=float(warmup_s), noisy=noisy, repeats_ms=tuple(float(x) for x in arr),
-        )
+    @property
+    def spread(self) -> float:
+        """Relative interquartile range of the kept samples (IQR / median)."""
+        q1, med, q3 = np.quantile(np.asarray(self.samples_ms), [0.25, 0.5, 0.75])
+        return float((q3 - q1) / med) if med > 0 else math.inf
+
+    def with_estimator(self, estimator: str) -> Measurement:
+        return replace(self, estimator=check_estimator(estimator))
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["repeats_ms"] = list(self.repeats_ms)
-        return d
+        return {"ms": self.ms, "estimator": self.estimator, "samples": len(self.samples_ms),
+                "spread": self.spread, "noisy": self.noisy, "inner": self.inner,
+                "samples_ms": list(self.samples_ms), "slow_ms": list(self.slow_ms)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Measurement:
-        data = dict(data)
-        data["repeats_ms"] = tuple(data.get("repeats_ms", ()))
-        return cls(**data)
+    def from_dict(cls, data: Any) -> Measurement:
+        """Read :meth:`to_dict`'s form back (``ms``, ``spread`` and ``samples`` are derived)."""
+        if not isinstance(data, dict) or "samples_ms" not in data:
+            raise InputError("a measurement record needs a samples_ms list")
+        inner = data.get("inner", 1)
+        if isinstance(inner, bool) or not isinstance(inner, int) or inner < 1:
+            raise InputError(f"a measurement's inner count must be a positive integer, got {inner!r}")
+        return cls(_samples(data["samples_ms"], "samples_ms"),
+                   check_estimator(str(data.get("estimator", DEFAULT_ESTIMATOR))), inner,
+                   _samples(data.get("slow_ms", []), "slow_ms"), bool(data.get("noisy", False)))

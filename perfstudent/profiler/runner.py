@@ -1,13 +1,14 @@
-"""Runners: who executes a round of layer measurements.
+"""Runners: who executes a round of LUT measurements.
 
-The sweep computes a round of shapes (the coarse grid, then all bisection
-midpoints at once) and hands it to a :class:`Runner`, which calls
-``on_result(shape, measurement)`` for each shape as soon as it is measured (the
-sweep commits it to the LUT there). :class:`LocalRunner` times shapes in this
-process, one after the other; a remote runner (``perfstudent.profiler.remote``,
-TVM RPC tracker) may shard a round across boards and call ``on_result`` from
-whichever finishes, as long as calls do not overlap (the LUT connection is not
-shared across threads).
+The sweep computes a round of jobs (:class:`~perfstudent.profiler.chains.Job`; the
+coarse grid, then all bisection midpoints at once) and hands it to a
+:class:`Runner`, which calls ``on_result(job, measurement)`` for each job as soon
+as it is measured (the sweep commits the row there). :class:`LocalRunner`
+prepares up to ``protocol.group`` jobs at a time and times them together with
+the interleaved protocol (:mod:`perfstudent.profiler.timing`); a remote runner
+(``perfstudent.profiler.remote``, TVM RPC tracker) may shard a round across
+boards and call ``on_result`` from whichever finishes, as long as calls do not
+overlap (the LUT connection is not shared across threads).
 """
 
 from __future__ import annotations
@@ -19,32 +20,35 @@ from perfstudent.errors import InputError
 from perfstudent.lut.fingerprint import Fingerprint
 
 if TYPE_CHECKING:
-    from perfstudent.convshape import ConvShape
     from perfstudent.profiler.backends import Backend
+    from perfstudent.profiler.chains import Job
     from perfstudent.profiler.measurement import Measurement, TimingProtocol
     from perfstudent.students.widthspec import WidthSpec
 
-OnResult = Callable[["ConvShape", "Measurement"], None]
+OnResult = Callable[["Job", "Measurement"], None]
 
 
 class Runner(Protocol):
-    """Measures rounds of shapes (and whole networks) for one fingerprint."""
+    """Measures rounds of jobs (and whole networks) for one fingerprint."""
 
     def fingerprint(self) -> Fingerprint:
         """The fingerprint the measurements belong to."""
 
-    def run(self, shapes: Sequence[ConvShape], on_result: OnResult) -> None:
-        """Measure every shape, calling ``on_result`` once per shape as it finishes."""
+    def width_alignment(self) -> int:
+        """Channel counts the runtime treats alike modulo this (the sweep's residue classes)."""
 
-    def time_model(self, spec: WidthSpec) -> Measurement:
-        """End-to-end latency of the network ``spec``."""
+    def run(self, jobs: Sequence[Job], on_result: OnResult) -> None:
+        """Measure every job, calling ``on_result`` once per job as it finishes."""
+
+    def time_models(self, specs: Sequence[WidthSpec]) -> list[Measurement]:
+        """End-to-end latency of each network, measured together."""
 
     def close(self) -> None:
         """Release the backend or remote sessions."""
 
 
 class LocalRunner:
-    """Times shapes in this process with ``backend`` and ``protocol``."""
+    """Times jobs in this process with ``backend`` and ``protocol``, ``protocol.group`` at a time."""
 
     def __init__(self, backend: Backend, protocol: TimingProtocol) -> None:
         self.backend = backend
@@ -53,12 +57,23 @@ class LocalRunner:
     def fingerprint(self) -> Fingerprint:
         return Fingerprint.for_backend(self.backend)
 
-    def run(self, shapes: Sequence[ConvShape], on_result: OnResult) -> None:
-        for shape in shapes:
-            on_result(shape, self.backend.time_shape(shape, self.protocol))
+    def width_alignment(self) -> int:
+        return self.backend.width_alignment()
 
-    def time_model(self, spec: WidthSpec) -> Measurement:
-        return self.backend.time_model(spec, self.protocol)
+    def run(self, jobs: Sequence[Job], on_result: OnResult) -> None:
+        size = self.protocol.group
+        for start in range(0, len(jobs), size):
+            group = list(jobs[start:start + size])
+            items = [self.backend.prepare(*job.build()) for job in group]
+            for job, m in zip(group, self.backend.measure(items, self.protocol), strict=True):
+                on_result(job, m)
+
+    def time_models(self, specs: Sequence[WidthSpec]) -> list[Measurement]:
+        out: list[Measurement] = []
+        for start in range(0, len(specs), self.protocol.group):
+            group = specs[start:start + self.protocol.group]
+            out += self.backend.measure([self.backend.prepare_model(s) for s in group], self.protocol)
+        return out
 
     def close(self) -> None:
         self.backend.close()

@@ -1,44 +1,57 @@
-"""The timing protocol (DESIGN §4) applied to any callable.
+"""The timing protocol: interleaved rounds, a canary, and re-measurement of slow phases.
 
-``time_callable`` warms up for ``protocol.warmup_s`` seconds (time-based),
-sizes the inner loop so one block of back-to-back calls lasts about
-``protocol.block_s`` (so the timer's own cost, ~100 ns, is < 0.1% of a block),
-times ``protocol.repeats`` blocks, keeps every repeat (per-call ms of each
-block) and summarises them with :meth:`Measurement.from_repeats` (numpy).
-A result whose IQR/median exceeds ``protocol.noise_threshold`` is re-measured
-up to ``protocol.remeasure`` times; the least noisy attempt is kept and, if it
-is still above the threshold, flagged ``noisy``.
+On a shared machine the speed of one core changes for hundreds of
+milliseconds at a time (another tenant, cache contention). Timing an item in
+one burst of consecutive blocks lands it in whatever phase it happened to hit;
+measured here, the median of such bursts moved 30-66% between passes a second
+apart. So :func:`measure_interleaved`:
 
-The same code times PyTorch and ONNX Runtime so their rows mean the same
-thing; ``torch.utils.benchmark.Timer.blocked_autorange`` sizes blocks the same
-way but picks its own repeat count and has no time-based warm-up, so it is
-used only as a cross-check in the tests.
+1. warms every item up (``warmup_s`` of calls, at least two) and sizes its inner
+   loop so one sample lasts about ``block_s``;
+2. takes samples in *rounds*: each round visits every item once (starting at a
+   different item each round), so each item's samples are spread over the
+   whole measurement instead of one burst;
+3. after every ``canary_every`` items it times one sample of a fixed *canary*
+   kernel (the :class:`DriftGuard`). A canary sample above ``slow_factor`` x the
+   canary's baseline (the 20th percentile of its last ``HISTORY`` samples, kept
+   across calls for as long as the backend lives, and re-computed at the end, so
+   a measurement that starts, or lies wholly, in a slow phase is caught too)
+   marks the items timed just before it as taken in a slow phase: their samples
+   are set aside (``Measurement.slow_ms``) and those items get extra rounds until
+   each has ``rounds`` good samples (at most ``extra_rounds`` more; an item still
+   short is flagged noisy);
+4. returns a :class:`~perfstudent.profiler.measurement.Measurement` per item
+   whose figure is the protocol's estimator over the good samples.
+
+The clock is a parameter (``block_timer``): wall time by default, thread CPU
+time for one-thread CPU runs, CUDA events on a GPU, a fake clock in the tests.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from perfstudent.errors import InputError
 from perfstudent.profiler.measurement import Measurement, TimingProtocol
 
 #: Times one block: ``block_timer(fn, inner) -> seconds`` for ``inner`` back-to-back calls.
 BlockTimer = Callable[[Callable[[], object], int], float]
+Item = Callable[[], object]
 
 _timed_seconds = 0.0
 
 
 def timed_seconds() -> float:
-    """Total seconds spent inside timed calls (warm-up + blocks) in this process.
-
-    The sweep divides its wall time by the growth of this counter (sweep efficiency).
-    """
+    """Total wall seconds spent inside :func:`measure_interleaved` in this process."""
     return _timed_seconds
 
 
-def cpu_block_timer(fn: Callable[[], object], inner: int) -> float:
+def wall_block_timer(fn: Item, inner: int) -> float:
     """Wall-clock seconds of ``inner`` back-to-back calls (``time.perf_counter``)."""
     start = time.perf_counter()
     for _ in range(inner):
@@ -46,15 +59,11 @@ def cpu_block_timer(fn: Callable[[], object], inner: int) -> float:
     return time.perf_counter() - start
 
 
-def thread_cpu_block_timer(fn: Callable[[], object], inner: int) -> float:
+def thread_cpu_block_timer(fn: Item, inner: int) -> float:
     """CPU seconds this thread spent in ``inner`` calls (``time.thread_time``).
 
-    On a machine shared with other jobs, wall-clock blocks also count the time the
-    scheduler gave to other processes; the calling thread's CPU time does not. It
-    equals the latency on an idle core only for single-threaded runtimes that compute
-    in the calling thread (ORT ``intra_op_num_threads=1``, ``torch.set_num_threads(1)``),
-    so backends accept it only with one thread. Cache pollution by other tenants
-    still shows.
+    Equals the latency on an idle core only for single-threaded runtimes that
+    compute in the calling thread, so backends accept it only with one thread.
     """
     start = time.thread_time()
     for _ in range(inner):
@@ -63,7 +72,7 @@ def thread_cpu_block_timer(fn: Callable[[], object], inner: int) -> float:
 
 
 #: Backend option ``clock``: ``wall`` (default, the real latency) or ``thread_cpu``.
-CLOCKS: dict[str, BlockTimer] = {"wall": cpu_block_timer, "thread_cpu": thread_cpu_block_timer}
+CLOCKS: dict[str, BlockTimer] = {"wall": wall_block_timer, "thread_cpu": thread_cpu_block_timer}
 
 
 def check_clock(clock: str, threads: int, device_kind: str) -> str:
@@ -76,53 +85,108 @@ def check_clock(clock: str, threads: int, device_kind: str) -> str:
     return clock
 
 
-#: A block may last at most this many times ``block_s`` of wall time (guards the inner-loop
-#: sizing against a clock that under-reads, e.g. CPU time of work done in other threads).
-MAX_BLOCK_WALL_FACTOR = 20.0
-
-
-def _warm_up(fn: Callable[[], object], seconds: float,
-             block_timer: BlockTimer) -> tuple[float, float]:
-    """Call ``fn`` until ``seconds`` have passed (at least twice).
-
-    Returns the fastest per-call time on ``block_timer``'s clock and on the wall clock
-    (the first call, often slower, is excluded when there are more).
-    """
-    calls, spent = 0, 0.0
-    per_call, per_wall = float("inf"), float("inf")
-    while calls < 2 or spent < seconds:
-        start = time.perf_counter()
+def inner_count(fn: Item, protocol: TimingProtocol, block_timer: BlockTimer) -> int:
+    """Warm ``fn`` up for ``warmup_s`` (at least two calls); calls per ``block_s`` sample."""
+    calls, spent, fastest = 0, 0.0, math.inf
+    while calls < 2 or spent < protocol.warmup_s:
         elapsed = block_timer(fn, 1)
-        wall = time.perf_counter() - start
         spent += elapsed
         calls += 1
-        if calls > 1:
-            per_call, per_wall = min(per_call, elapsed), min(per_wall, wall)
-    return per_call, per_wall
+        if calls > 1:  # the first call (allocation, lazy init) is not representative
+            fastest = min(fastest, elapsed)
+    return max(1, math.ceil(protocol.block_s / max(fastest, 1e-9)))
 
 
-def _blocks(fn: Callable[[], object], inner: int, repeats: int, block_timer: BlockTimer) -> list[float]:
-    return [block_timer(fn, inner) * 1e3 / inner for _ in range(repeats)]
+@dataclass
+class _Item:
+    fn: Item
+    inner: int
+    samples: list[float] = field(default_factory=list)
+    checks: list[int] = field(default_factory=list)  # index of the canary sample after each
+
+    def good(self, ok: Callable[[int], bool]) -> list[float]:
+        return [s for s, c in zip(self.samples, self.checks, strict=True) if ok(c)]
 
 
-def time_callable(fn: Callable[[], object], protocol: TimingProtocol,
-                  block_timer: BlockTimer = cpu_block_timer) -> Measurement:
-    """Time ``fn`` with ``protocol``; ms per call (see the module docstring)."""
+#: Canary samples a guard remembers (its baseline is their 20th percentile).
+HISTORY = 600
+
+
+class DriftGuard:
+    """The drift guard: one fixed kernel timed between items, its history kept across calls."""
+
+    def __init__(self, fn: Item | None, protocol: TimingProtocol, block_timer: BlockTimer) -> None:
+        self.fn, self.block_timer = fn, block_timer
+        self.samples: list[float] = []
+        self.inner = inner_count(fn, protocol, block_timer) if fn is not None else 1
+
+    def sample(self) -> int:
+        """Time one canary sample; its index (-1 without a canary)."""
+        if self.fn is None:
+            return -1
+        self.samples.append(self.block_timer(self.fn, self.inner) / self.inner)
+        return len(self.samples) - 1
+
+    def judge(self, slow_factor: float) -> Callable[[int], bool]:
+        """``ok(index)``: was that canary sample within ``slow_factor`` of the baseline?"""
+        if len(self.samples) < 3:
+            return lambda index: True
+        limit = float(np.quantile(self.samples[-HISTORY:], 0.2)) * slow_factor
+        return lambda index: index < 0 or self.samples[index] <= limit
+
+
+def _round(items: list[_Item], todo: list[int], start: int, canary: DriftGuard,
+           every: int, block_timer: BlockTimer) -> None:
+    order = todo[start % len(todo):] + todo[:start % len(todo)]
+    for at in range(0, len(order), max(every, 1) if every else len(order)):
+        batch = order[at:at + every] if every else order
+        taken = [(i, block_timer(items[i].fn, items[i].inner) * 1e3 / items[i].inner) for i in batch]
+        check = canary.sample()
+        for i, ms in taken:
+            items[i].samples.append(ms)
+            items[i].checks.append(check)
+
+
+def measure_interleaved(fns: Sequence[Item], protocol: TimingProtocol,
+                        block_timer: BlockTimer = wall_block_timer,
+                        guard: DriftGuard | None = None) -> list[Measurement]:
+    """Time every item of ``fns`` together with ``protocol`` (the module docstring).
+
+    ``guard``: the drift guard (its history carries over between calls); without
+    one, or with ``protocol.canary_every = 0``, no sample is ever set aside.
+    """
     global _timed_seconds
-    start = time.perf_counter()
+    begin = time.perf_counter()
     try:
-        per_call, per_wall = _warm_up(fn, protocol.warmup_s, block_timer)
-        inner = max(1, math.ceil(protocol.block_s / max(per_call, 1e-9)))
-        inner = min(inner, max(1, int(MAX_BLOCK_WALL_FACTOR * protocol.block_s / max(per_wall, 1e-9))))
-        best: Measurement | None = None
-        for _attempt in range(protocol.remeasure + 1):
-            result = Measurement.from_repeats(_blocks(fn, inner, protocol.repeats, block_timer),
-                                              inner, protocol.warmup_s)
-            if best is None or result.rel_iqr < best.rel_iqr:
-                best = result
-            if best.rel_iqr <= protocol.noise_threshold:
-                return best
-        assert best is not None
-        return Measurement.from_dict(best.to_dict() | {"noisy": True})
+        items = [_Item(fn, inner_count(fn, protocol, block_timer)) for fn in fns]
+        if guard is None or not protocol.canary_every:
+            guard = DriftGuard(None, protocol, block_timer)
+        for _ in range(3 if guard.fn is not None and len(guard.samples) < 3 else 0):
+            guard.sample()  # a first baseline
+        for turn in range(protocol.rounds + protocol.extra_rounds):
+            ok = guard.judge(protocol.slow_factor)
+            todo = [i for i, it in enumerate(items) if len(it.good(ok)) < protocol.rounds]
+            if not todo:
+                break
+            _round(items, todo, turn, guard, protocol.canary_every, block_timer)
+        ok = guard.judge(protocol.slow_factor)
+        return [_summarise(it, ok, protocol) for it in items]
     finally:
-        _timed_seconds += time.perf_counter() - start
+        _timed_seconds += time.perf_counter() - begin
+
+
+def _summarise(item: _Item, ok: Callable[[int], bool], protocol: TimingProtocol) -> Measurement:
+    good = item.good(ok)
+    slow = [s for s, c in zip(item.samples, item.checks, strict=True) if not ok(c)]
+    short = len(good) < protocol.rounds
+    kept = good if len(good) >= 3 else good + sorted(slow)[:3 - len(good)]
+    m = Measurement.from_samples(kept, item.inner, protocol.estimator,
+                                 slow if len(good) >= 3 else sorted(slow)[3 - len(good):])
+    noisy = short or m.spread > protocol.noise_threshold
+    return Measurement(m.samples_ms, m.estimator, m.inner, m.slow_ms, noisy)
+
+
+def measure_one(fn: Item, protocol: TimingProtocol, block_timer: BlockTimer = wall_block_timer,
+                guard: DriftGuard | None = None) -> Measurement:
+    """:func:`measure_interleaved` of one item."""
+    return measure_interleaved([fn], protocol, block_timer, guard)[0]

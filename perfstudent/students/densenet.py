@@ -78,6 +78,8 @@ class DenseNet(nn.Module):
 
 
 class DenseNetFamily(Family):
+    block_kind = "Bottleneck"
+
     def __init__(self, depth: int, growth: int) -> None:
         self.name = f"densenet-bc-{depth}"
         self.n = (depth - 4) // 6
@@ -107,6 +109,10 @@ class DenseNetFamily(Family):
                 walker.pool(2, 2)
         walker.linear("fc", spec.num_classes)
         return walker.layers
+
+    def slot_block(self, spec: WidthSpec, slot: str) -> nn.Module:
+        conv1, conv2 = (layer.shape for layer in self.layers(spec) if layer.slot == slot)
+        return Bottleneck(conv1.cin, spec.widths[slot], conv2.cout)
 
     def stage_paths(self) -> tuple[str, ...]:
         return ("dense1", "dense2", "dense3")

@@ -16,26 +16,35 @@ from perfstudent.students.widthspec import WidthSpec
 DEFAULT_OPSET = 18
 
 
-def export_onnx_bytes(model: nn.Module, spec: WidthSpec, batch: int = 1,
-                      opset: int = DEFAULT_OPSET) -> bytes:
-    """Serialise ``model`` (built from ``spec``) to a self-contained ONNX model.
+def export_module_bytes(module: nn.Module, inputs: list[tuple[int, ...]],
+                        opset: int = DEFAULT_OPSET, output: str = "output") -> bytes:
+    """Serialise ``module`` (eval mode) taking inputs of ``inputs`` shapes to one ONNX model.
 
     Uses the TorchScript-based exporter: it needs no onnxscript, is fast, and
-    writes one file with the weights inside.
+    writes one file with the weights inside. Inputs are named ``input``,
+    ``input1``, ...
     """
     if opset < 17:
         raise InputError(f"opset must be >= 17, got {opset}")
-    model = model.eval()
-    example = torch.randn(batch, spec.in_channels, spec.input_size, spec.input_size)
+    module = module.eval()
+    examples = tuple(torch.randn(*shape) for shape in inputs)
+    names = ["input"] + [f"input{i}" for i in range(1, len(inputs))]
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         # The legacy exporter announces its own deprecation; it still works.
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            model, (example,), buffer,  # type: ignore[arg-type]  # file-likes work
-            opset_version=opset, dynamo=False, input_names=["input"], output_names=["logits"],
+            module, examples, buffer,  # type: ignore[arg-type]  # file-likes work
+            opset_version=opset, dynamo=False, input_names=names, output_names=[output],
         )
     return buffer.getvalue()
+
+
+def export_onnx_bytes(model: nn.Module, spec: WidthSpec, batch: int = 1,
+                      opset: int = DEFAULT_OPSET) -> bytes:
+    """Serialise ``model`` (built from ``spec``) to a self-contained ONNX model."""
+    return export_module_bytes(model, [(batch, spec.in_channels, spec.input_size, spec.input_size)],
+                               opset, output="logits")
 
 
 def export_onnx(spec: WidthSpec, out: Path, model: nn.Module | None = None, batch: int = 1,

@@ -55,8 +55,8 @@ class Plan:
     margin_ms: float
     spec: WidthSpec
     predicted_ms: float
-    overhead_ms: float
-    per_layer: list[dict[str, Any]]
+    overhead_ms: float                 # the model's fixed term (LatencyView.fixed_ms)
+    per_slot: list[dict[str, Any]]     # {"slot", "width", "ms"}: each slot block's cost
     saliency_kept: float
     device: str | None = None
     backend: str | None = None
@@ -68,6 +68,7 @@ class Plan:
     saliency: dict[str, Any] | None = None
     verified: dict[str, Any] | None = None
     warnings: list[str] = field(default_factory=list)
+    margin_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -81,6 +82,7 @@ class Plan:
         try:
             fields = {k: v for k, v in data.items() if k in names}
             fields["spec"] = WidthSpec.from_dict(data["spec"])
+            fields.setdefault("per_slot", [])  # plans written before per-slot costs
             return cls(**fields)
         except (KeyError, TypeError) as exc:
             raise InputError(f"malformed plan file: {exc!r}") from None
@@ -222,26 +224,17 @@ def _make(strategy: str, budget_ms: float, margin_ms: float, view: LatencyModel,
           saliency: Saliency | None, device: str | None, backend: str | None,
           threads: int | None) -> Plan:
     spec = problem.base.with_widths(widths)
-    layers = get_family(spec.family).layers(spec)
-    ms = [float(view.layer_ms(layer.shape)) for layer in layers]
-    per_layer = [{"path": layer.path, "role": layer.role, "slot": layer.slot, "ms": t}
-                 for layer, t in zip(layers, ms, strict=True)]
-    overhead = float(view.overhead_ms(spec))
+    costs = {c.slot: float(c.cost_ms[widths[c.slot] - 1]) for c in problem.curves}
+    per_slot: list[dict[str, Any]] = [{"slot": s, "width": widths[s], "ms": ms} for s, ms in costs.items()]
+    fixed = float(view.fixed_ms(spec))
     fp = view.fingerprint
-    warnings = []
-    if overhead < 0:  # the profiler's overhead = whole network − Σ isolated rows
-        warnings.append(
-            f"the LUT's overhead term is negative ({format_ms(overhead)}): its isolated-layer rows "
-            "cost more than the layers inside the whole network, so predictions of narrower "
-            "students are too low; consider --margin")
     return Plan(
-        strategy, budget_ms, margin_ms, spec, sum(ms) + overhead, overhead,
-        per_layer, problem.kept_of(widths), device or _identity(fp, "device"),
+        strategy, budget_ms, margin_ms, spec, fixed + sum(costs.values()), fixed,
+        per_slot, problem.kept_of(widths), device or _identity(fp, "device"),
         backend or _identity(fp, "backend"), threads if threads is not None else _identity(fp, "threads"),
         _fingerprint_json(fp), _slot_report(problem, widths), problem.grid_ms, multiplier,
         None if saliency is None else {"teacher": saliency.teacher, "batches": saliency.batches,
                                        "samples": saliency.samples},
-        warnings=warnings,
     )
 
 
@@ -254,6 +247,8 @@ def plan_summary(plan: Plan) -> str:
         f"saliency kept {plan.saliency_kept:.1%}",
         f"  {'slot':<12}{'width':>11}{'cost':>12}  staircase",
     ]
+    if plan.margin_note:
+        lines.insert(1, f"  margin: {plan.margin_note}")
     for row in plan.slots:
         where = "step top" if row["step_top"] else "mid-step"
         if row["next_width"] is not None:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from perfstudent.blockshape import BlockShape
 from perfstudent.convshape import ConvShape
 from perfstudent.errors import SpecError
 
@@ -102,6 +103,45 @@ class Family(ABC):
         """The layers of ``slot`` when it has ``width`` channels (others as in ``spec``)."""
         probe = spec.with_widths({slot: width})
         return [layer for layer in self.layers(probe, batch) if layer.slot == slot]
+
+    #: Class name of the module that holds one slot (a LUT row's ``BlockShape.kind``).
+    block_kind = "Block"
+
+    def block_layers(self, spec: WidthSpec, slot: str, batch: int = 1) -> list[Layer]:
+        """Every layer inside the block of ``slot`` (the slot's own and the block's shortcut)."""
+        return [layer for layer in self.layers(spec, batch) if layer.path.startswith(slot + ".")]
+
+    def block_input(self, spec: WidthSpec, slot: str, batch: int = 1) -> tuple[int, int, int, int]:
+        """``(batch, C, H, W)`` of the tensor entering the block of ``slot``."""
+        first = next(layer.shape for layer in self.layers(spec, batch) if layer.slot == slot)
+        return (batch, first.cin, first.height, first.width)
+
+    def slot_block(self, spec: WidthSpec, slot: str) -> nn.Module:
+        """The block of ``slot`` alone, at ``spec``'s width (randomly initialised).
+
+        The default builds the whole network and takes the block out; families
+        override it to build only the block.
+        """
+        return self.build(spec).get_submodule(slot)
+
+    def block_shapes(self, spec: WidthSpec, batch: int = 1) -> dict[str, BlockShape]:
+        """Each slot's :class:`BlockShape` at ``spec``'s widths, with its run length.
+
+        The run of a slot is the number of consecutive slots whose blocks are
+        identical at full width (a stage's identity blocks).
+        """
+        full = self.full_spec(spec.input_size, spec.in_channels, spec.num_classes)
+        series = {slot: (tuple(layer.shape for layer in self.block_layers(full, slot, batch)),
+                         full.widths[slot]) for slot in spec.widths}
+        runs: list[list[str]] = []
+        for slot in spec.widths:
+            if runs and series[runs[-1][0]] == series[slot]:
+                runs[-1].append(slot)
+            else:
+                runs.append([slot])
+        run_of = {slot: len(group) for group in runs for slot in group}
+        return {slot: BlockShape(self.block_kind, layers, width_full, spec.widths[slot], run_of[slot])
+                for slot, (layers, width_full) in series.items()}
 
     def full_spec(self, input_size: int | None = None, in_channels: int | None = None,
                   num_classes: int | None = None) -> WidthSpec:

@@ -55,6 +55,16 @@ def walk_basic_block(walker: ShapeWalker, path: str, mid: int, cout: int, stride
         walker.c, walker.h, walker.w = out_c, out_h, out_w
 
 
+def init_weights(module: nn.Module) -> None:
+    """Kaiming-normal convolutions (fan out), BN weight 1 and bias 0, as torchvision."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
 class ResNet(nn.Module):
     """A stem, stages of basic blocks, global average pooling and a linear head."""
 
@@ -77,15 +87,7 @@ class ResNet(nn.Module):
         self.num_stages = len(stages)
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(cin, num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -97,6 +99,7 @@ class ResNet(nn.Module):
 class ResNetFamily(Family):
     """Basic-block ResNets; subclasses fix the stem and the stage plan."""
 
+    block_kind = "BasicBlock"
     stem_channels = 16
     stem_kernel = 3
     stem_stride = 1
@@ -133,6 +136,12 @@ class ResNetFamily(Family):
                 walk_basic_block(walker, path, spec.widths[path], channels, stride if b == 0 else 1)
         walker.linear("fc", spec.num_classes)
         return walker.layers
+
+    def slot_block(self, spec: WidthSpec, slot: str) -> nn.Module:
+        conv1, conv2 = (layer.shape for layer in self.layers(spec) if layer.slot == slot)
+        block = BasicBlock(conv1.cin, spec.widths[slot], conv2.cout, conv1.stride)
+        init_weights(block)
+        return block
 
     def stage_paths(self) -> tuple[str, ...]:
         return tuple(f"layer{i}" for i in range(1, len(self.blocks) + 1))

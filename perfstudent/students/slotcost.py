@@ -1,14 +1,16 @@
 """Latency of slots as a function of width, and the planning problem on a grid.
 
-``T_slot(w) = Σ layer_ms`` over ``Family.slot_layers(spec, slot, w)``;
-``fixed = Σ layer_ms`` over the other layers ``+ overhead_ms(full spec)``. The
-overhead is taken at the full-width spec: it is assumed not to grow when slots
-get narrower (true for a per-inference constant and for non-conv ops that
-scale with channels), so this is conservative.
+``T_slot(w) = slot_ms(spec, slot, w)`` (the cost of the slot's block at width
+``w``, in context) and ``fixed = fixed_ms(spec)`` (the overhead term, the same
+for every student of a context): exactly the model of
+:meth:`perfstudent.lut.LatencyView.predict`, so a plan's prediction is what
+``predict`` says of the planned student.
 
-Discretisation: slot costs are rounded UP to a grid of ``q`` ms,
-``units(w) = ceil(T_slot(w) / q)``, and the capacity is
-``floor((budget - margin - fixed) / q)``. Every strategy (perf, pruned,
+Discretisation: each slot's cost above its cheapest width is rounded UP to a
+grid of ``q`` ms, ``units(w) = ceil((T_slot(w) - min T_slot) / q)``, and the
+capacity is ``floor((budget - margin - fixed - Σ_s min T_s) / q)`` (the shift
+spends the grid on the differences between widths, not on what every student
+pays anyway). Every strategy (perf, pruned,
 uniform) plans on this same rounded model, so on it the knapsack DP is exact
 and ``perf`` can never keep less saliency than the others. Because costs only
 round up, a plan that fits the grid fits the unrounded prediction; the price is
@@ -25,9 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from perfstudent.convshape import ConvShape
 from perfstudent.students.knapsack import FloatArray, IntArray
-from perfstudent.students.registry import Family, get_family
 from perfstudent.students.widthspec import WidthSpec
 
 #: Float slack when rounding a cost that is a multiple of the grid (avoids 7.000000001 -> 8).
@@ -41,55 +41,17 @@ class LatencyModel(Protocol):
     def fingerprint(self) -> Any:
         """Identity of the device/backend/settings the latencies belong to."""
 
-    def layer_ms(self, shape: ConvShape) -> float:
-        """Latency of one layer, ms."""
+    def slot_ms(self, spec: WidthSpec, slot: str, width: int) -> float:
+        """Cost of ``slot``'s block at ``width`` in ``spec``'s family, ms."""
 
-    def overhead_ms(self, spec: WidthSpec) -> float:
-        """Fixed per-inference and non-conv cost of ``spec``, ms."""
-
-
-class CachedModel:
-    """Memoises ``layer_ms`` by shape (identical slots share shapes)."""
-
-    def __init__(self, model: LatencyModel) -> None:
-        self.model = model
-        self._cache: dict[ConvShape, float] = {}
-
-    def layer_ms(self, shape: ConvShape) -> float:
-        if shape not in self._cache:
-            self._cache[shape] = float(self.model.layer_ms(shape))
-        return self._cache[shape]
+    def fixed_ms(self, spec: WidthSpec) -> float:
+        """Everything that does not depend on the slot widths, ms."""
 
 
-def _width_fields(full: list[ConvShape], one: list[ConvShape], width: int) -> list[tuple[str, ...]] | None:
-    """Per layer, the ConvShape fields equal to the slot width (None if not that simple)."""
-    if len(full) != len(one):
-        return None
-    result = []
-    for a, b in zip(full, one, strict=True):
-        diff = [f for f in ("cin", "cout") if getattr(a, f) != getattr(b, f)]
-        if any(getattr(a, f) != width or getattr(b, f) != 1 for f in diff):
-            return None
-        if a.replace(**{f: 1 for f in diff}) != b:
-            return None
-        result.append(tuple(diff))
-    return result
-
-
-def slot_costs(family: Family, base: WidthSpec, slot: str, model: CachedModel) -> FloatArray:
+def slot_costs(base: WidthSpec, slot: str, model: LatencyModel) -> FloatArray:
     """``T_slot(w)`` for w = 1..full (index w-1), ms."""
-    full = base.widths[slot]
-    at_full = [layer.shape for layer in family.slot_layers(base, slot, full)]
-    at_one = [layer.shape for layer in family.slot_layers(base, slot, 1)]
-    fields = _width_fields(at_full, at_one, full)
-    costs = np.empty(full)
-    for w in range(1, full + 1):
-        if fields is None:  # a family whose slot layers are not width-linear: ask it
-            shapes = [layer.shape for layer in family.slot_layers(base, slot, w)]
-        else:
-            shapes = [s.replace(**{f: w for f in fs}) for s, fs in zip(at_full, fields, strict=True)]
-        costs[w - 1] = sum(model.layer_ms(s) for s in shapes)
-    return costs
+    return np.asarray([float(model.slot_ms(base, slot, w))
+                       for w in range(1, base.widths[slot] + 1)], dtype=np.float64)
 
 
 @dataclass
@@ -147,19 +109,19 @@ def build_problem(model: LatencyModel, base: WidthSpec, scores: dict[str, list[f
                   capacity_ms: float, resolution_ms: float = 1e-3,
                   max_cells: int = 20_000) -> PlanningProblem:
     """The planning problem for a capacity of ``capacity_ms`` (budget - margin)."""
-    family = get_family(base.family)
-    cached = CachedModel(model)
     # The overhead first: a LUT without this arch/size fails here, naming the exact profile command.
-    fixed = float(model.overhead_ms(base))
-    fixed += sum(cached.layer_ms(layer.shape) for layer in family.layers(base) if layer.slot is None)
+    fixed = float(model.fixed_ms(base))
     room = capacity_ms - fixed
-    grid = max(resolution_ms, room / max_cells) if room > 0 else resolution_ms
-    curves = []
-    for slot in base.widths:
-        costs = slot_costs(family, base, slot, cached)
+    curves = [(slot, slot_costs(base, slot, model)) for slot in base.widths]
+    # Costs are shifted so the cheapest width of each slot is 0 units: the grid then spends
+    # its cells on the differences between widths, not on the common base every student pays.
+    floor = sum(float(c.min()) for _, c in curves)
+    grid = max(resolution_ms, (room - floor) / max_cells) if room > floor else resolution_ms
+    out = []
+    for slot, costs in curves:
         ranked = np.sort(np.asarray(scores[slot], dtype=np.float64))[::-1]
-        units = np.ceil(costs / grid - _EPS).astype(np.int64)
-        curves.append(SlotCurve(slot, costs, np.cumsum(ranked), units))
-    cap_units = math.floor(room / grid + _EPS) if room >= 0 else -1
-    total = float(sum(c.kept[-1] for c in curves))
-    return PlanningProblem(base, curves, fixed, grid, room, cap_units, total)
+        units = np.ceil((costs - costs.min()) / grid - _EPS).astype(np.int64)
+        out.append(SlotCurve(slot, costs, np.cumsum(ranked), units))
+    cap_units = math.floor((room - floor) / grid + _EPS) if room >= floor else -1
+    total = float(sum(c.kept[-1] for c in out))
+    return PlanningProblem(base, out, fixed + floor, grid, room, cap_units, total)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from perfstudent.convshape import ConvShape
+from perfstudent.students.registry import get_family
 from perfstudent.students.widthspec import WidthSpec
 
 
@@ -27,13 +28,13 @@ def _unit_noise(key: str, seed: int) -> float:
 
 @dataclass(frozen=True)
 class StaircaseModel:
-    """``layer_ms`` = a staircase in channels; ``overhead_ms`` = a constant plus a per-channel term."""
+    """``slot_ms`` = Σ of the slot's layers, each a staircase in channels; ``fixed_ms`` = a
+    constant plus the fixed layers (stem, shortcuts, head)."""
 
     block: int = 8
     ms_per_gmac: float = 20.0
     base_ms: float = 0.01
     fixed_overhead_ms: float = 0.2
-    overhead_per_channel_ms: float = 1e-5
     noise: float = 0.0
     seed: int = 0
 
@@ -54,6 +55,11 @@ class StaircaseModel:
             ms *= 1 + self.noise * _unit_noise(shape.key(), self.seed)
         return ms
 
-    def overhead_ms(self, spec: WidthSpec) -> float:
-        """Non-decreasing in every width (the planner relies on that, see slotcost)."""
-        return self.fixed_overhead_ms + self.overhead_per_channel_ms * sum(spec.widths.values())
+    def slot_ms(self, spec: WidthSpec, slot: str, width: int) -> float:
+        family = get_family(spec.family)
+        return sum(self.layer_ms(layer.shape) for layer in family.slot_layers(spec, slot, width))
+
+    def fixed_ms(self, spec: WidthSpec) -> float:
+        family = get_family(spec.family)
+        return self.fixed_overhead_ms + sum(self.layer_ms(layer.shape)
+                                            for layer in family.layers(spec) if layer.slot is None)

@@ -70,6 +70,8 @@ class WideResNet(nn.Module):
 
 
 class WRNFamily(Family):
+    block_kind = "PreActBlock"
+
     def __init__(self, depth: int, k: int) -> None:
         if depth < 10 or (depth - 4) % 6:
             raise SpecError(f"wrn depth must be 6n+4 with n >= 1, got {depth}")
@@ -104,6 +106,10 @@ class WRNFamily(Family):
                     walker.c, walker.h, walker.w = out
         walker.linear("fc", spec.num_classes)
         return walker.layers
+
+    def slot_block(self, spec: WidthSpec, slot: str) -> nn.Module:
+        conv1, conv2 = (layer.shape for layer in self.layers(spec) if layer.slot == slot)
+        return PreActBlock(conv1.cin, spec.widths[slot], conv2.cout, conv1.stride)
 
     def stage_paths(self) -> tuple[str, ...]:
         return ("layer1", "layer2", "layer3")

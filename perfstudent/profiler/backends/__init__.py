@@ -13,20 +13,29 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from perfstudent.errors import InputError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from torch import nn
 
     from perfstudent.convshape import ConvShape
     from perfstudent.profiler.devices import Device
     from perfstudent.profiler.measurement import Measurement, TimingProtocol
+    from perfstudent.profiler.timing import BlockTimer, DriftGuard, Item
     from perfstudent.students.widthspec import WidthSpec
+
+#: Input shapes of a prepared module, e.g. ``[(1, 16, 32, 32)]``.
+InputShapes = list[tuple[int, ...]]
 
 
 class Backend(ABC):
-    """A runtime that times layers and whole networks on a Device.
+    """A runtime that prepares modules (a layer, a chain of blocks, a network) and times them.
 
     ``settings`` holds everything of the backend that changes a latency
     (threads, optimisation level, memory format, tuning state, ...); it goes
-    into the fingerprint so rows of different settings never mix.
+    into the fingerprint so rows of different settings never mix. Everything a
+    backend times goes through :meth:`measure`, the interleaved protocol of
+    :mod:`perfstudent.profiler.timing` with this backend's canary, so a LUT
+    row, a validated student and a measured student mean the same thing.
     """
 
     name: ClassVar[str]
@@ -37,6 +46,7 @@ class Backend(ABC):
         if self.threads < 1:
             raise InputError(f"threads must be >= 1, got {self.threads}")
         self.options = options
+        self._guard: DriftGuard | None = None
 
     @abstractmethod
     def version(self) -> str:
@@ -47,16 +57,64 @@ class Backend(ABC):
         """Latency-relevant settings (JSON-ready) recorded in the fingerprint."""
 
     @abstractmethod
-    def time_shape(self, shape: ConvShape, protocol: TimingProtocol) -> Measurement:
-        """Time one layer (conv + fused epilogue) with the timing protocol."""
+    def prepare(self, module: nn.Module, inputs: InputShapes) -> Item:
+        """``module`` made runnable on the device: a zero-argument call that runs it once."""
 
-    @abstractmethod
+    def prepare_shape(self, shape: ConvShape) -> Item:
+        """One layer (conv + fused epilogue) alone: the isolated row of the old LUTs."""
+        from perfstudent.profiler.layer import ShapeModule, shape_input_shapes
+
+        return self.prepare(ShapeModule(shape), shape_input_shapes(shape))
+
+    def width_alignment(self) -> int:
+        """Channel counts the runtime treats alike modulo this (1: none; see the sweep)."""
+        return 1
+
+    def block_timer(self) -> BlockTimer:
+        from perfstudent.profiler.timing import wall_block_timer
+
+        return wall_block_timer
+
+    def canary(self) -> Item:
+        """The drift guard's kernel: a fixed 32->32 3x3 conv at 16x16."""
+        from perfstudent.convshape import ConvShape
+
+        return self.prepare_shape(
+            ConvShape("conv2d", 32, 32, 16, 16, kernel=3, padding=1, epilogue="bn+relu"))
+
+    def guard(self, protocol: TimingProtocol) -> DriftGuard:
+        """This backend's drift guard (created once; its canary history spans every measure)."""
+        from perfstudent.profiler.timing import DriftGuard
+
+        if self._guard is None:
+            self._guard = DriftGuard(self.canary(), protocol, self.block_timer())
+        return self._guard
+
+    def measure(self, items: Sequence[Item], protocol: TimingProtocol) -> list[Measurement]:
+        """Time ``items`` together with the interleaved protocol and this backend's drift guard."""
+        from perfstudent.profiler.timing import measure_interleaved
+
+        return measure_interleaved(items, protocol, self.block_timer(), self.guard(protocol))
+
+    def prepare_model(self, spec: WidthSpec, model: nn.Module | None = None, batch: int = 1) -> Item:
+        """A whole student (``model`` if given, else built from ``spec``)."""
+        from perfstudent.students import build
+
+        shape = (batch, spec.in_channels, spec.input_size, spec.input_size)
+        return self.prepare(build(spec) if model is None else model, [shape])
+
+    def time_shape(self, shape: ConvShape, protocol: TimingProtocol) -> Measurement:
+        """One layer alone, timed with the protocol."""
+        return self.measure([self.prepare_shape(shape)], protocol)[0]
+
     def time_model(self, spec: WidthSpec, protocol: TimingProtocol,
                    model: nn.Module | None = None) -> Measurement:
-        """Time a whole student end to end (``model`` if given, else built from ``spec``)."""
+        """A whole student end to end, timed with the protocol."""
+        return self.measure([self.prepare_model(spec, model)], protocol)[0]
 
-    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing
+    def close(self) -> None:
         """Release sessions, threads or remote connections."""
+        self._guard = None
 
 
 _BACKENDS: dict[str, str] = {

@@ -6,12 +6,16 @@ input for residual epilogues, then ``Relu``; a linear layer is ``Gemm``.
 A whole student is exported with :func:`perfstudent.students.export.export_onnx_bytes`
 (ORT folds its BNs and fuses Conv+Add+Relu the same way).
 
+Any module (a chain of slot blocks, a whole student) is exported with the same
+TorchScript-based exporter as a deployed student, so ORT applies the same
+fusions to a LUT row as to the network it predicts.
+
 Sessions use ``intra_op_num_threads = threads``, ``inter_op_num_threads = 1``,
 ``ORT_SEQUENTIAL`` and the graph optimisation level ``opt_level``, which is in
-the fingerprint. Default ``extended``: at ``all`` ORT wraps a lone conv in NCHWc
-layout reorders that disappear inside a network, so sums of isolated layers
-over-predict a network by ~6%; at ``extended`` the isolated and in-network
-kernels are the same (RUNTIMES.md; re-measured by ``benchmarks/``).
+the fingerprint. Default ``all``, ORT's own default and what users deploy: it
+runs convolutions in NCHWc channel blocks (1.6x faster than ``extended`` on
+resnet20 here), and latency becomes a staircase in the channel count whose
+steps the planner exploits (docs/profiler.md).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import numpy as np
 
 from perfstudent.errors import InputError
 from perfstudent.profiler.backends import Backend, register_backend
-from perfstudent.profiler.timing import CLOCKS, check_clock, time_callable
+from perfstudent.profiler.timing import CLOCKS, check_clock
 
 if TYPE_CHECKING:
     import onnx
@@ -30,12 +34,15 @@ if TYPE_CHECKING:
     from torch import nn
 
     from perfstudent.convshape import ConvShape
+    from perfstudent.profiler.backends import InputShapes
     from perfstudent.profiler.devices import Device
-    from perfstudent.profiler.measurement import Measurement, TimingProtocol
-    from perfstudent.students.widthspec import WidthSpec
+    from perfstudent.profiler.timing import BlockTimer, Item
 
 OPT_LEVELS = ("disable", "basic", "extended", "all")
 OPSET = 18
+DEFAULT_OPT_LEVEL = "all"
+#: MLAS pads NCHWc channel counts that are multiples of this; others fall back to NCHW kernels.
+NCHWC_ALIGNMENT = 4
 
 
 def shape_graph(shape: ConvShape) -> onnx.ModelProto:
@@ -85,7 +92,7 @@ class OrtBackend(Backend):
         unknown = set(options) - {"opt_level", "clock"}
         if unknown:
             raise InputError(f"unknown onnxruntime backend options: {', '.join(sorted(unknown))}")
-        self.opt_level = str(options.get("opt_level", "extended"))
+        self.opt_level = str(options.get("opt_level", DEFAULT_OPT_LEVEL))
         if self.opt_level not in OPT_LEVELS:
             raise InputError(f"opt_level must be one of {', '.join(OPT_LEVELS)}, got {self.opt_level!r}")
         if device.kind != "cpu":
@@ -99,7 +106,8 @@ class OrtBackend(Backend):
 
     def settings(self) -> dict[str, Any]:
         settings = {"threads": self.threads, "inter_op_threads": 1, "execution_mode": "sequential",
-                    "opt_level": self.opt_level, "provider": "CPUExecutionProvider"}
+                    "opt_level": self.opt_level, "provider": "CPUExecutionProvider",
+                    "width_alignment": self.width_alignment()}
         return settings | ({"clock": self.clock} if self.clock != "wall" else {})
 
     def session(self, model_bytes: bytes) -> ort.InferenceSession:
@@ -118,20 +126,24 @@ class OrtBackend(Backend):
         opts.log_severity_level = 3
         return ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
 
-    def _time(self, model_bytes: bytes, protocol: TimingProtocol) -> Measurement:
+    def width_alignment(self) -> int:
+        """At ``all``, channel counts that are multiples of 4 run in NCHWc blocks, others do not."""
+        return NCHWC_ALIGNMENT if self.opt_level == "all" else 1
+
+    def block_timer(self) -> BlockTimer:
+        return CLOCKS[self.clock]
+
+    def _item(self, model_bytes: bytes) -> Item:
         sess = self.session(model_bytes)
         rng = np.random.default_rng(1)
         feeds = {i.name: rng.standard_normal(i.shape).astype(np.float32) for i in sess.get_inputs()}
         names = [o.name for o in sess.get_outputs()]
-        return time_callable(lambda: sess.run(names, feeds), protocol, CLOCKS[self.clock])
+        return lambda: sess.run(names, feeds)
 
-    def time_shape(self, shape: ConvShape, protocol: TimingProtocol) -> Measurement:
-        return self._time(shape_graph(shape).SerializeToString(), protocol)
+    def prepare(self, module: nn.Module, inputs: InputShapes) -> Item:
+        from perfstudent.students.export import export_module_bytes
 
-    def time_model(self, spec: WidthSpec, protocol: TimingProtocol,
-                   model: nn.Module | None = None) -> Measurement:
-        from perfstudent.students import build
-        from perfstudent.students.export import export_onnx_bytes
+        return self._item(export_module_bytes(module, inputs))
 
-        model = build(spec) if model is None else model
-        return self._time(export_onnx_bytes(model, spec), protocol)
+    def prepare_shape(self, shape: ConvShape) -> Item:
+        return self._item(shape_graph(shape).SerializeToString())

@@ -1,10 +1,9 @@
 """PyTorch eager backend: ``torch.inference_mode``, explicit threads, optional channels-last.
 
-A ConvShape runs as :class:`ShapeModule`: the conv (BN folded into its weights,
-so it has a bias) followed by the eager epilogue ops (``+ residual``, ReLU).
-A whole student runs the same way: ``torch.fx`` folds every BN into its conv
-(``torch.fx.experimental.optimization.fuse``), ReLU and additions stay eager ops,
-so the sum of layer rows and the network execute the same kernels.
+Every module (a layer, a chain of slot blocks, a whole student) runs the same
+way: ``torch.fx`` folds every BN into its conv
+(``torch.fx.experimental.optimization.fuse``), ReLU and additions stay eager
+ops, so a LUT row and the network it predicts execute the same kernels.
 
 On a CUDA device blocks are timed with CUDA events after a synchronise; that
 path is written but was not run on this CPU-only machine.
@@ -20,49 +19,15 @@ from torch import nn
 
 from perfstudent.errors import InputError
 from perfstudent.profiler.backends import Backend, register_backend
-from perfstudent.profiler.timing import CLOCKS, check_clock, time_callable
+from perfstudent.profiler.timing import CLOCKS, check_clock
 
 if TYPE_CHECKING:
-    from perfstudent.convshape import ConvShape
+    from perfstudent.profiler.backends import InputShapes
     from perfstudent.profiler.devices import Device
-    from perfstudent.profiler.measurement import Measurement, TimingProtocol
-    from perfstudent.students.widthspec import WidthSpec
+    from perfstudent.profiler.timing import BlockTimer, Item
 
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-class ShapeModule(nn.Module):
-    """One ConvShape: conv2d/linear with a bias when BN is folded, then add and ReLU."""
-
-    def __init__(self, shape: ConvShape) -> None:
-        super().__init__()
-        bias = shape.bias or "bn" in shape.epilogue
-        self.op: nn.Module
-        if shape.op == "linear":
-            self.op = nn.Linear(shape.cin, shape.cout, bias=bias)
-        else:
-            self.op = nn.Conv2d(shape.cin, shape.cout, shape.kernel, shape.stride, shape.padding,
-                                groups=shape.groups, bias=bias)
-        self.add = "add" in shape.epilogue
-        self.relu = "relu" in shape.epilogue
-
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.op(x)
-        if residual is not None:
-            out = out + residual
-        return torch.relu(out) if self.relu else out
-
-
-def shape_inputs(shape: ConvShape, dtype: torch.dtype = torch.float32) -> list[torch.Tensor]:
-    """Random inputs of ``shape``: x, and the residual for ``add`` epilogues."""
-    if shape.op == "linear":
-        return [torch.randn(shape.batch, shape.cin, dtype=dtype)]
-    inputs = [torch.randn(shape.batch, shape.cin, shape.height, shape.width, dtype=dtype)]
-    if "add" in shape.epilogue:
-        inputs.append(torch.randn(shape.batch, shape.cout, shape.out_height, shape.out_width,
-                                  dtype=dtype))
-    return inputs
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
@@ -115,15 +80,15 @@ class TorchBackend(Backend):
             settings["clock"] = self.clock
         return settings
 
-    def _prepare(self, module: nn.Module, inputs: list[torch.Tensor]) -> Callable[[], object]:
+    def prepare(self, module: nn.Module, inputs: InputShapes) -> Item:
         torch.set_num_threads(self.threads)
         torch.backends.cudnn.benchmark = self.cudnn_benchmark
         fmt = MEMORY_FORMATS[self.memory_format]
         dtype = DTYPES[self.dtype]
-        module = module.eval().to(self.torch_device, dtype)
+        module = fold_batchnorm(module).to(self.torch_device, dtype)
         if fmt is torch.channels_last:
             module = module.to(memory_format=fmt)  # type: ignore[call-overload]
-        moved = [t.to(self.torch_device, dtype) for t in inputs]
+        moved = [torch.randn(*shape).to(self.torch_device, dtype) for shape in inputs]
         moved = [t.contiguous(memory_format=fmt) if t.dim() == 4 else t for t in moved]
 
         def call() -> object:
@@ -132,20 +97,8 @@ class TorchBackend(Backend):
 
         return call
 
-    def _block_timer(self) -> Callable[[Callable[[], object], int], float]:
+    def block_timer(self) -> BlockTimer:
         return cuda_block_timer if self.torch_device.type == "cuda" else CLOCKS[self.clock]
-
-    def time_shape(self, shape: ConvShape, protocol: TimingProtocol) -> Measurement:
-        call = self._prepare(ShapeModule(shape), shape_inputs(shape))
-        return time_callable(call, protocol, self._block_timer())
-
-    def time_model(self, spec: WidthSpec, protocol: TimingProtocol,
-                   model: nn.Module | None = None) -> Measurement:
-        from perfstudent.students import build
-
-        model = fold_batchnorm(build(spec) if model is None else model)
-        example = torch.randn(1, spec.in_channels, spec.input_size, spec.input_size)
-        return time_callable(self._prepare(model, [example]), protocol, self._block_timer())
 
 
 def cuda_block_timer(fn: Callable[[], object], inner: int) -> float:
