@@ -16,7 +16,7 @@ def write_plan(path: Path, spec: WidthSpec, strategy: str, budget_ms: float,
         "schema": "perfstudent.plan/1", "strategy": strategy, "budget_ms": budget_ms,
         "margin_ms": 0.0, "device": "local", "backend": "onnxruntime", "threads": 1,
         "fingerprint": {"test": True}, "spec": spec.to_dict(), "predicted_ms": predicted_ms,
-        "per_layer": [], "saliency_kept": 0.5,
+        "per_slot": [], "saliency_kept": 0.5,
     }
     path.write_text(json.dumps(plan, indent=2))
     return plan
@@ -53,9 +53,8 @@ def write_run(path: Path, spec: WidthSpec, *, acc: float, kind: str = "distill",
     return path
 
 
-def latency_entry(median_ms: float) -> dict[str, Any]:
-    """A stored latency entry (Measurement dict fields + fingerprint) around ``median_ms``."""
-    return {"median_ms": median_ms, "p10_ms": median_ms * 0.98, "p90_ms": median_ms * 1.03,
-            "iqr_ms": median_ms * 0.02, "mean_ms": median_ms, "std_ms": median_ms * 0.01,
-            "cv": 0.01, "samples": 5, "inner": 10, "warmup_s": 0.1, "noisy": False,
-            "repeats_ms": [median_ms] * 5, "fingerprint": {"test": True}}
+def latency_entry(ms: float) -> dict[str, Any]:
+    """A stored latency entry (Measurement dict fields + fingerprint) around ``ms``."""
+    samples = [ms, ms * 1.01, ms * 1.02, ms * 1.03, ms * 1.05]
+    return {"ms": ms, "estimator": "min", "samples": 5, "spread": 0.02, "noisy": False, "inner": 10,
+            "samples_ms": samples, "slow_ms": [], "fingerprint": {"test": True}}

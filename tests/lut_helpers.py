@@ -1,9 +1,11 @@
-"""Shared helpers for the LUT tests: a fingerprint and measurements without timing anything."""
+"""Shared helpers for the LUT tests: fingerprints, blocks and measurements without timing anything."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from perfstudent.blockshape import BlockShape, Chain
+from perfstudent.convshape import ConvShape
 from perfstudent.lut import Fingerprint
 from perfstudent.profiler.measurement import Measurement
 
@@ -11,9 +13,40 @@ from perfstudent.profiler.measurement import Measurement
 def fingerprint(threads: int = 1, **settings: Any) -> Fingerprint:
     return Fingerprint(device="local", device_model="Test CPU", device_properties={"arch": "x86_64"},
                        backend="onnxruntime", backend_version="1.0",
-                       settings={"threads": threads, "opt_level": "extended"} | settings,
+                       settings={"threads": threads, "opt_level": "all"} | settings,
                        threads=threads, os="Linux", kernel="6.0", governor=None)
 
 
 def measurement(ms: float, spread: float = 0.0) -> Measurement:
-    return Measurement.from_repeats([ms - spread, ms, ms + spread], inner=10, warmup_s=0.0)
+    """Three samples ``ms, ms + spread, ms + 2·spread`` read with the minimum: the figure is ``ms``."""
+    return Measurement.from_samples([ms, ms + spread, ms + 2 * spread], inner=10, estimator="min")
+
+
+def block(width: int, full: int = 16, cin: int = 16, size: int = 8, run: int = 2) -> BlockShape:
+    """A basic block ``cin -> width -> cin`` (3x3 convs) at ``size`` x ``size``."""
+    layers = (ConvShape("conv2d", cin, full, size, size, kernel=3, padding=1, epilogue="bn+relu"),
+              ConvShape("conv2d", full, cin, size, size, kernel=3, padding=1, epilogue="bn+add+relu"))
+    return BlockShape("BasicBlock", layers, full, width, run)
+
+
+def lone_rows(values: dict[int, float], **kwargs: Any) -> dict[Chain, Measurement]:
+    """One-block chains of :func:`block` with the given cost per width."""
+    return {Chain(block(w, **kwargs), 1): measurement(ms) for w, ms in values.items()}
+
+
+def fill_lut(table: Any, fp: Fingerprint, family: str, input_size: int, fixed_ms: float = 0.1,
+             in_channels: int | None = None, step: int = 1) -> None:
+    """Rows for every slot block of ``family`` (every ``step``-th width and the full one) and an
+    overhead term, with the synthetic staircase of :mod:`perfstudent.students.synthetic_latency`:
+    nothing is timed."""
+    from perfstudent.lut import spec_context
+    from perfstudent.students import get_family
+    from perfstudent.students.synthetic_latency import StaircaseModel
+
+    model = StaircaseModel()
+    fam = get_family(family)
+    spec = fam.full_spec(input_size, in_channels)
+    for slot, b in fam.block_shapes(spec).items():
+        for w in sorted({1, *range(step, b.full + 1, step), b.full}):
+            table.add(fp, Chain(b.at(w), 1), measurement(model.slot_ms(spec, slot, w)))
+    table.set_overhead(fp, spec_context(spec), fixed_ms, {"points": []})

@@ -1,4 +1,4 @@
-"""torch and onnxruntime backends: layer graphs, whole networks, settings, the timer."""
+"""torch and onnxruntime backends: layers, chains of blocks, whole networks, settings, the timer."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from perfstudent.profiler.backends import get_backend
 from perfstudent.profiler.devices import get_device
 from perfstudent.profiler.measure import PROTOCOLS, measure_spec
 from perfstudent.profiler.measurement import TimingProtocol
-from perfstudent.profiler.timing import time_callable, timed_seconds
-from perfstudent.students import build, full_spec
+from perfstudent.profiler.timing import measure_one, timed_seconds
+from perfstudent.students import build, full_spec, get_family
 
 FAST = PROTOCOLS["smoke"]
 SHAPES = [
@@ -30,8 +30,24 @@ SHAPES = [
 def test_time_shape(name: str, shape: ConvShape) -> None:
     backend = get_backend(name, get_device("local"), threads=1)
     m = backend.time_shape(shape, FAST)
-    assert m.median_ms > 0 and m.samples == FAST.repeats and len(m.repeats_ms) == FAST.repeats
-    assert m.inner >= 1 and m.p10_ms <= m.median_ms <= m.p90_ms
+    assert m.ms > 0 and len(m.samples_ms) == FAST.rounds and m.inner >= 1
+    assert min(m.samples_ms) <= m.ms <= max(m.samples_ms)
+
+
+@pytest.mark.parametrize("name", ["torch", "onnxruntime"])
+def test_a_chain_of_blocks_runs_and_computes_the_blocks(name: str) -> None:
+    from perfstudent.blockshape import Chain
+    from perfstudent.profiler.chains import chain_job
+
+    spec = full_spec("resnet20", input_size=8)
+    block = get_family("resnet20").block_shapes(spec)["layer2.1"].at(5)
+    module, inputs = chain_job(spec, "layer2.1", Chain(block, 3)).build()
+    assert len(module) == 3 and inputs == [(1, 32, 4, 4)]
+    x = torch.randn(*inputs[0])
+    assert module(x).shape == x.shape and module[0].conv1.out_channels == 5
+    backend = get_backend(name, get_device("local"), threads=1)
+    m = backend.measure([backend.prepare(module, inputs)], FAST)[0]
+    assert m.ms > 0 and len(m.samples_ms) == FAST.rounds
 
 
 def test_ort_layer_graph_computes_the_fused_layer() -> None:
@@ -73,15 +89,16 @@ def test_fold_batchnorm_keeps_outputs() -> None:
 def test_measure_spec_whole_student(name: str) -> None:
     spec = full_spec("resnet20", input_size=8).with_widths({"layer1.0": 3})
     m = measure_spec(spec, "local", name, threads=1, protocol=FAST)
-    assert m.median_ms > 0 and m.samples == FAST.repeats
+    assert m.ms > 0 and len(m.samples_ms) == FAST.rounds
 
 
 def test_settings_are_in_the_fingerprint() -> None:
     dev = get_device("local")
     a = Fingerprint.for_backend(get_backend("onnxruntime", dev, 1))
-    b = Fingerprint.for_backend(get_backend("onnxruntime", dev, 1, opt_level="all"))
+    b = Fingerprint.for_backend(get_backend("onnxruntime", dev, 1, opt_level="extended"))
     c = Fingerprint.for_backend(get_backend("torch", dev, 2, memory_format="channels_last"))
-    assert a.id != b.id and b.differences(a) == ["opt_level all vs extended"]
+    assert a.settings["opt_level"] == "all" and a.settings["width_alignment"] == 4  # the default
+    assert a.id != b.id and b.differences(a) == ["opt_level extended vs all", "width_alignment 1 vs 4"]
     assert c.threads == 2 and c.settings["memory_format"] == "channels_last"
     assert a.id == Fingerprint.for_backend(get_backend("onnxruntime", dev, 1)).id
 
@@ -97,18 +114,19 @@ def test_bad_backend_settings(name: str, options: dict[str, object]) -> None:
 def test_timer_protocol_counts_blocks_and_flags_noise() -> None:
     calls = []
     before = timed_seconds()
-    m = time_callable(lambda: calls.append(1), TimingProtocol(warmup_s=0.0, block_s=0.001, repeats=4))
-    assert m.samples == 4 and m.inner >= 1 and len(calls) >= 2 + 4 * m.inner
+    protocol = TimingProtocol(warmup_s=0.0, block_s=0.001, rounds=4, canary_every=0)
+    m = measure_one(lambda: calls.append(1), protocol)
+    assert len(m.samples_ms) == 4 and m.inner >= 1 and len(calls) >= 2 + 4 * m.inner
     assert timed_seconds() > before
-    # a deliberately uneven workload (alternating 1 and 20 units) is flagged noisy after re-measuring
+    # a deliberately uneven workload (alternating 1 and 20 units) is flagged noisy
     state = {"n": 0}
 
     def uneven() -> None:
         state["n"] += 1
         sum(range(20000 if state["n"] % 2 else 1000))
 
-    noisy = time_callable(uneven, TimingProtocol(warmup_s=0.0, block_s=1e-9, repeats=6,
-                                                 noise_threshold=0.01, remeasure=1))
+    noisy = measure_one(uneven, TimingProtocol(warmup_s=0.0, block_s=1e-9, rounds=6, canary_every=0,
+                                               noise_threshold=0.01))
     assert noisy.noisy and noisy.inner == 1
 
 
@@ -117,11 +135,11 @@ def test_timer_agrees_with_torch_benchmark() -> None:
 
     x = torch.randn(64, 64)
     torch.set_num_threads(1)
-    ours = time_callable(lambda: x @ x, TimingProtocol(warmup_s=0.05, block_s=0.01, repeats=9))
+    ours = measure_one(lambda: x @ x, TimingProtocol(warmup_s=0.05, block_s=0.01, rounds=9))
     ref = Timer("x @ x", globals={"x": x}, num_threads=1).blocked_autorange(min_run_time=0.1)
     # Same order of magnitude only: the two timings run one after the other on a
     # shared machine, so a tight tolerance would test the neighbours' load, not the timer.
-    ratio = ours.median_ms / (ref.median * 1e3)
+    ratio = ours.ms / (ref.median * 1e3)
     assert 0.25 <= ratio <= 4.0, ratio
 
 
@@ -141,7 +159,7 @@ def test_thread_cpu_clock(name: str) -> None:
     fp = Fingerprint.for_backend(backend)
     assert fp.settings["clock"] == "thread_cpu"
     assert "clock" not in Fingerprint.for_backend(get_backend(name, dev, 1)).settings
-    assert backend.time_shape(SHAPES[0], FAST).median_ms > 0
+    assert backend.time_shape(SHAPES[0], FAST).ms > 0
     with pytest.raises(InputError, match="needs --threads 1"):
         get_backend(name, dev, 2, clock="thread_cpu")
     with pytest.raises(InputError, match="clock must be one of"):

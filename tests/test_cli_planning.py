@@ -29,12 +29,12 @@ def synthetic_lut(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Replace the LUT lookup by the synthetic model; record what was asked for."""
     calls: list[tuple[Any, ...]] = []
 
-    def fake_open(lut: Path | None, device: str, backend: str, threads: int,
-                  **options: Any) -> StaircaseModel:
+    def fake_open(lut: Path | None, device: str, backend: str, threads: int, spec: Any,
+                  **options: Any) -> tuple[StaircaseModel, list[float]]:
         calls.append((lut, device, backend, threads, options))
-        return MODEL
+        return MODEL, []
 
-    monkeypatch.setattr(planning, "open_view", fake_open)
+    monkeypatch.setattr(planning, "open_view_and_residuals", fake_open)
     return calls
 
 
@@ -108,12 +108,36 @@ def test_plan_without_a_usable_lut_fails_in_one_line(runner: CliRunner, tmp_path
     one_line_error(result, result.exit_code)
 
 
-def test_default_margin_uses_recorded_validation_error() -> None:
-    class View:
-        validation_error = 0.04
+def test_margin_auto_reads_the_residuals_lut_validate_stored(runner: CliRunner, tmp_path: Path) -> None:
+    """A real LUT (rows written, not timed) with stored residuals: the default margin is their
+    conformal bound, and the plan says so."""
+    from perfstudent.lut import Fingerprint, LatencyTable, spec_context
+    from perfstudent.profiler.backends import get_backend
+    from perfstudent.profiler.devices import get_device
+    from perfstudent.students.margin import conformal_margin
+    from tests.lut_helpers import fill_lut
 
-    assert planning.default_margin_ms(View(), 50.0) == pytest.approx(2.0)
-    assert planning.default_margin_ms(MODEL, 50.0) == 0.0
+    lut = tmp_path / "l.sqlite"
+    fp = Fingerprint.for_backend(get_backend("onnxruntime", get_device("local"), 1))
+    residuals = [0.01 * i - 0.05 for i in range(39)]  # -5% .. +33%; the 38th of 39 is +32%
+    with LatencyTable.open(lut) as table:
+        fill_lut(table, fp, "resnet20", 8)
+        table.add_validation(fp, spec_context(full_spec("resnet20", 8)), {"residuals": residuals})
+    before = lut.read_bytes()
+    out = tmp_path / "p.json"
+    result = runner.invoke(cli, ["plan", "--budget", "1ms", "--arch", "resnet20", "--input-size", "8",
+                                 "--lut", str(lut), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(out.read_text())
+    expected, _ = conformal_margin(residuals, 1.0)
+    assert plan["margin_ms"] == pytest.approx(expected) == pytest.approx(0.32 / 1.32)
+    assert plan["predicted_ms"] <= 1.0 - expected
+    assert "95% of students measure within the budget" in plan["margin_note"]
+    assert "conformal bound +32.0% from 39 validation residuals" in result.output
+    assert lut.read_bytes() == before  # planning reads the LUT only
+    fixed = runner.invoke(cli, ["plan", "--budget", "1ms", "--arch", "resnet20", "--input-size", "8",
+                                "--lut", str(lut), "--margin", "0", "--out", str(out)])
+    assert fixed.exit_code == 0 and json.loads(out.read_text())["margin_ms"] == 0.0
 
 
 def test_saliency_bad_input(runner: CliRunner, tmp_path: Path) -> None:

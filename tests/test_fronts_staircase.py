@@ -1,23 +1,21 @@
-"""A slot's latency staircase: T_slot(w) summed over the slot's layers; plan widths on it."""
+"""A slot's latency staircase: T_slot(w) from the view's slot cost; plan widths on it."""
 
 from __future__ import annotations
 
 import math
 
-from perfstudent.convshape import ConvShape
 from perfstudent.fronts.staircase import pick_slot, plan_choices, slot_staircase
-from perfstudent.students import full_spec
+from perfstudent.students import WidthSpec, full_spec
 
 
-def blocked_cost(shape: ConvShape) -> float:
-    """A cost that only moves every 8 channels in and out (a vectorised kernel's staircase)."""
-    return float(math.ceil(shape.cin / 8) + math.ceil(shape.cout / 8))
+def blocked_cost(spec: WidthSpec, slot: str, width: int) -> float:
+    """A block whose two convs (16 -> w -> 16) cost ceil(channels / 8) in and out each."""
+    return 2.0 * math.ceil(width / 8) + 4.0
 
 
 def test_staircase_golden() -> None:
     base = full_spec("resnet20", 8, 1, 10)
     stair = slot_staircase(base, "layer1.0", blocked_cost)
-    # conv1: 16 -> w, conv2: w -> 16; each costs ceil(w/8) + ceil(16/8) = ceil(w/8) + 2.
     assert stair.widths == tuple(range(1, 17))
     assert stair.ms == tuple(2.0 * math.ceil(w / 8) + 4.0 for w in range(1, 17))
     assert stair.steps == 1

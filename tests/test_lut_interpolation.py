@@ -1,107 +1,91 @@
-"""Step-preserving interpolation between measured widths, and prediction (golden values)."""
+"""The view: block costs from chains, interpolation within residue classes, prediction (golden values)."""
 
 from __future__ import annotations
 
 import pytest
 
-from perfstudent.convshape import ConvShape
+from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError
-from perfstudent.lut import LatencyView
-from perfstudent.students import conv_shapes, full_spec
-from tests.lut_helpers import fingerprint, measurement
+from perfstudent.lut import LatencyView, context_key
+from perfstudent.profiler.measurement import Measurement
+from perfstudent.students import full_spec, get_family
+from tests.lut_helpers import block, fingerprint, lone_rows, measurement
 
 
-def staircase(cout: int) -> float:
-    """A synthetic staircase: 1 ms per block of 8 output channels, blocks counted upward."""
-    return float((cout + 7) // 8)
+def staircase(width: int) -> float:
+    """A synthetic staircase: 1 ms per block of 8 channels, blocks counted upward."""
+    return float((width + 7) // 8)
 
 
-def conv(cout: int, cin: int = 16) -> ConvShape:
-    return ConvShape("conv2d", cin, cout, 8, 8, kernel=3, padding=1, epilogue="bn+relu")
+def view_of(widths: list[int], alignment: int = 1) -> LatencyView:
+    return LatencyView(fingerprint(width_alignment=alignment),
+                       lone_rows({w: staircase(w) for w in widths}, full=32))
 
 
-def view_of(widths: list[int]) -> LatencyView:
-    return LatencyView(fingerprint(), {conv(w): measurement(staircase(w)) for w in widths})
+def test_a_block_in_two_chains_costs_the_difference_per_extra_copy() -> None:
+    b = block(5)
+    view = LatencyView(fingerprint(), {Chain(b, 1): measurement(3.0), Chain(b, 3): measurement(7.0)})
+    assert view.block_ms(b) == pytest.approx(2.0)  # (7 - 3) / (3 - 1): entry and exit cancel
+    alone = LatencyView(fingerprint(), {Chain(b, 1): measurement(3.0)})
+    assert alone.block_ms(b) == 3.0
 
 
 def test_exact_rows_are_returned_unchanged() -> None:
     view = view_of([1, 8, 9, 16])
-    assert [view.layer_ms(conv(w)) for w in (1, 8, 9, 16)] == [1.0, 1.0, 2.0, 2.0]
+    assert [view.block_ms(block(w, full=32)) for w in (1, 8, 9, 16)] == [1.0, 1.0, 2.0, 2.0]
 
 
 def test_step_between_adjacent_measurements_stays_a_step() -> None:
-    # Steps found (8|9 and 16|17): every width inside a flat stretch gets the flat value.
     view = view_of([1, 8, 9, 16, 17, 24])
-    assert [view.layer_ms(conv(w)) for w in range(1, 25)] == [staircase(w) for w in range(1, 25)]
+    assert [view.block_ms(block(w, full=32)) for w in range(1, 25)] == \
+        [staircase(w) for w in range(1, 25)]
 
 
 def test_linear_between_neighbours_never_leaves_their_range() -> None:
-    # Only 8 and 16 measured around 12: straight line 1 + (2-1)*(12-8)/8 = 1.5.
-    view = view_of([1, 8, 16])
-    assert view.layer_ms(conv(12)) == pytest.approx(1.5)
-    assert view.layer_ms(conv(9)) == pytest.approx(1.125)
-    values = [view.layer_ms(conv(w)) for w in range(8, 17)]
-    assert min(values) >= 1.0 and max(values) <= 2.0
-    assert values == sorted(values)  # no overshoot, no dip
+    view = view_of([1, 8, 16])  # 12 lies on the line from (8, 1) to (16, 2)
+    assert view.block_ms(block(12, full=32)) == pytest.approx(1.5)
+    assert view.block_ms(block(9, full=32)) == pytest.approx(1.125)
+    values = [view.block_ms(block(w, full=32)) for w in range(8, 17)]
+    assert min(values) >= 1.0 and max(values) <= 2.0 and values == sorted(values)
 
 
-def test_interpolation_along_cin() -> None:
-    rows = {conv(32, cin): measurement(float(cin)) for cin in (4, 12)}
-    view = LatencyView(fingerprint(), rows)
-    assert view.layer_ms(conv(32, 6)) == pytest.approx(6.0)
-    assert view.layer_ms(conv(32, 2)) == pytest.approx(4.0)  # below the smallest: its value
+def test_aligned_and_other_widths_are_interpolated_apart() -> None:
+    # Multiples of 4 cost 1 ms, the others 5 ms: two staircases interleaved, as ORT at ``all``.
+    costs = {w: 1.0 if w % 4 == 0 else 5.0 for w in (4, 16, 1, 15)}
+    view = LatencyView(fingerprint(width_alignment=4), lone_rows(costs, full=16))
+    assert view.block_ms(block(8)) == 1.0 and view.block_ms(block(12)) == 1.0
+    assert view.block_ms(block(9)) == 5.0 and view.block_ms(block(7)) == 5.0
+    mixed = LatencyView(fingerprint(), lone_rows(costs, full=16))  # alignment 1: classes mixed
+    assert mixed.block_ms(block(8)) not in (1.0, 5.0)
 
 
 def test_no_extrapolation_and_the_error_names_the_command() -> None:
     view = view_of([1, 8])
     with pytest.raises(InputError, match="perfstudent profile"):
-        view.layer_ms(conv(9))
+        view.block_ms(block(9, full=32))
     with pytest.raises(InputError, match="no row"):
-        view.layer_ms(conv(4).replace(kernel=1, padding=0))
+        view.block_ms(block(4, full=32, size=4))  # another series
 
 
-def test_predict_is_layer_sum_plus_overhead() -> None:
+def test_the_estimator_rereads_the_raw_samples() -> None:
+    m = Measurement.from_samples([1.0, 2.0, 3.0, 4.0, 5.0])
+    rows = {Chain(block(4), 1): m}
+    assert LatencyView(fingerprint(), rows).block_ms(block(4)) == pytest.approx(1.8)  # p20
+    assert LatencyView(fingerprint(), rows, estimator="min").block_ms(block(4)) == 1.0
+    assert LatencyView(fingerprint(), rows, estimator="median").block_ms(block(4)) == 3.0
+
+
+def test_predict_is_the_fixed_term_plus_each_slot_block() -> None:
     spec = full_spec("resnet20", input_size=8)
-    layers = conv_shapes(spec)
-    rows = {layer.shape: measurement(0.01 * (i + 1)) for i, layer in enumerate(layers)}
-    ctx = '{"batch":1,"family":"resnet20","in_channels":3,"input_size":8,"num_classes":10}'
-    view = LatencyView(fingerprint(), rows, {ctx: (0.25, {})})
-    pred = view.predict(spec)
-    expected = sum(rows[layer.shape].median_ms for layer in layers) + 0.25
+    blocks = get_family("resnet20").block_shapes(spec)
+    cost = {series: 0.01 * (i + 1) for i, series in enumerate(dict.fromkeys(blocks.values()))}
+    rows = {Chain(b.at(w), 1): measurement(cost[b] * w) for b in cost for w in range(1, b.full + 1)}
+    view = LatencyView(fingerprint(), rows, {context_key(spec): (0.25, {})})
+    student = spec.with_widths({"layer1.1": 3, "layer3.2": 40})
+    pred = view.predict(student)
+    expected = 0.25 + sum(cost[blocks[s]] * w for s, w in student.widths.items())
     assert pred.total_ms == pytest.approx(expected)
-    assert pred.overhead_ms == 0.25 and len(pred.per_layer) == len(layers)
+    assert pred.fixed_ms == 0.25 and [s for s, _, _ in pred.per_slot] == list(spec.widths)
+    assert view.slot_ms(spec, "layer1.1", 3) == pytest.approx(cost[blocks["layer1.1"]] * 3)
     with pytest.raises(InputError, match="overhead"):
         LatencyView(fingerprint(), rows).predict(spec)
-
-
-def test_random_spec_distributions() -> None:
-    from perfstudent.lut.validate import random_specs, spearman
-
-    base = full_spec("resnet20")
-    for dist in ("uniform", "scaled"):
-        specs = random_specs(base, 20, seed=1, distribution=dist)
-        assert all(1 <= w <= base.widths[s] for spec in specs for s, w in spec.widths.items())
-        assert specs == random_specs(base, 20, seed=1, distribution=dist)
-    with pytest.raises(InputError):
-        random_specs(base, 2, distribution="normal")
-    assert spearman([1.0, 2.0, 3.0], [10.0, 30.0, 20.0]) == pytest.approx(0.5)
-
-
-def test_overhead_model_fixed_plus_weight_megabytes() -> None:
-    from perfstudent.lut import weight_mb
-    from perfstudent.profiler.sweep import fit_overhead
-
-    spec = full_spec("resnet20", input_size=8)
-    # resnet20 weights, counted independently: stem 3*16*9, 9 blocks of two 3x3 convs,
-    # two 1x1 downsamples, fc 64*10
-    convs = 3 * 16 * 9 + 3 * 2 * 16 * 16 * 9 + (16 * 32 * 9 + 32 * 32 * 9 + 4 * 32 * 32 * 9) \
-        + (32 * 64 * 9 + 64 * 64 * 9 + 4 * 64 * 64 * 9) + 16 * 32 + 32 * 64 + 64 * 10
-    assert weight_mb(spec) == pytest.approx(convs * 4 / 1e6)
-    points = [{"residual_ms": 0.1 + 0.5 * mb, "weight_mb": mb} for mb in (0.1, 0.3, 0.6, 1.1)]
-    assert fit_overhead(points) == pytest.approx((0.1, 0.5))
-    falling = [{"residual_ms": 0.3 - 0.1 * mb, "weight_mb": mb} for mb in (0.1, 0.5, 1.0)]
-    assert fit_overhead(falling) == pytest.approx((0.25, 0.0))  # no negative slope: median
-    rows = {layer.shape: measurement(0.01) for layer in conv_shapes(spec)}
-    ctx = '{"batch":1,"family":"resnet20","in_channels":3,"input_size":8,"num_classes":10}'
-    view = LatencyView(fingerprint(), rows, {ctx: (0.1, {"ms_per_weight_mb": 0.5})})
-    assert view.overhead_ms(spec) == pytest.approx(0.1 + 0.5 * weight_mb(spec))

@@ -1,4 +1,4 @@
-"""The LUT file: creation, rows, fingerprint refusal, bad files left intact."""
+"""The LUT file: creation, rows, validations, fingerprint refusal, bad files left intact."""
 
 from __future__ import annotations
 
@@ -7,24 +7,34 @@ from pathlib import Path
 
 import pytest
 
-from perfstudent.convshape import ConvShape
+from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError
 from perfstudent.lut import LatencyTable, default_lut_path
-from tests.lut_helpers import fingerprint, measurement
+from tests.lut_helpers import block, fingerprint, measurement
 
-SHAPE = ConvShape("conv2d", 3, 8, 8, 8, kernel=3, padding=1, epilogue="bn+relu")
+CHAIN = Chain(block(5), copies=2)
 
 
-def test_rows_round_trip_and_replace(tmp_path: Path) -> None:
+def test_rows_round_trip_with_raw_samples_and_replace(tmp_path: Path) -> None:
     fp = fingerprint()
     with LatencyTable.open(tmp_path / "a.sqlite") as table:
-        table.add(fp, SHAPE, measurement(1.5, 0.1))
-        assert table.has(fp, SHAPE) and table.count(fp) == 1
+        table.add(fp, CHAIN, measurement(1.5, 0.1))
+        assert table.has(fp, CHAIN) and table.count(fp) == 1
     with LatencyTable.open(tmp_path / "a.sqlite", create=False) as table:
-        m = table.rows(fp)[SHAPE]
-        assert m.median_ms == 1.5 and m.repeats_ms == (1.4, 1.5, 1.6)
-        table.add(fp, SHAPE, measurement(2.0))
-        assert table.count(fp) == 1 and table.view(fp).layer_ms(SHAPE) == 2.0
+        m = table.rows(fp)[CHAIN]
+        assert m.ms == 1.5 and m.samples_ms == pytest.approx((1.5, 1.6, 1.7)) and m.estimator == "min"
+        table.add(fp, CHAIN, measurement(2.0))
+        assert table.count(fp) == 1 and table.rows(fp)[CHAIN].ms == 2.0
+
+
+def test_validations_are_kept_in_order(tmp_path: Path) -> None:
+    fp, ctx = fingerprint(), {"family": "resnet20", "input_size": 8}
+    with LatencyTable.open(tmp_path / "a.sqlite") as table:
+        assert table.validations(fp, ctx) == []
+        table.add_validation(fp, ctx, {"residuals": [0.01]})
+        table.add_validation(fp, ctx, {"residuals": [0.02, -0.01]})
+        assert [v["residuals"] for v in table.validations(fp, ctx)] == [[0.01], [0.02, -0.01]]
+        assert table.validations(fp, ctx | {"input_size": 32}) == []
 
 
 def test_default_path_honours_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,11 +46,11 @@ def test_default_path_honours_the_environment(tmp_path: Path, monkeypatch: pytes
 
 def test_view_refuses_another_fingerprint_naming_the_difference(tmp_path: Path) -> None:
     with LatencyTable.open(tmp_path / "a.sqlite") as table:
-        table.add(fingerprint(threads=1), SHAPE, measurement(1.0))
+        table.add(fingerprint(threads=1), CHAIN, measurement(1.0))
         with pytest.raises(InputError, match="threads 1 vs 2"):
             table.view(fingerprint(threads=2))
-        with pytest.raises(InputError, match="opt_level extended vs all"):
-            table.view(fingerprint(opt_level="all"))
+        with pytest.raises(InputError, match="opt_level all vs extended"):
+            table.view(fingerprint(opt_level="extended"))
         assert fingerprint().differences(fingerprint()) == []
 
 
@@ -69,14 +79,16 @@ def test_foreign_sqlite_and_wrong_schema_are_refused(tmp_path: Path) -> None:
     other = tmp_path / "other.sqlite"
     with sqlite3.connect(other) as conn:
         conn.execute("CREATE TABLE stuff (x)")
-    with pytest.raises(InputError, match="missing tables"):
+    with pytest.raises(InputError, match="not a perfstudent LUT"):
         LatencyTable.open(other)
     old = tmp_path / "old.sqlite"
     LatencyTable.open(old).close()
     with sqlite3.connect(old) as conn:
-        conn.execute("UPDATE meta SET value = 'perfstudent.lut/0' WHERE key = 'schema'")
-    with pytest.raises(InputError, match=r"schema perfstudent\.lut/0"):
+        conn.execute("UPDATE meta SET value = 'perfstudent.lut/1' WHERE key = 'schema'")
+    before = old.read_bytes()
+    with pytest.raises(InputError, match=r"schema perfstudent\.lut/1.*old format.*profile again"):
         LatencyTable.open(old)
+    assert old.read_bytes() == before
 
 
 def test_unwritable_location_is_an_input_error(tmp_path: Path) -> None:

@@ -9,17 +9,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from perfstudent.convshape import ConvShape
+from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError
 from perfstudent.lut import LatencyTable
 from perfstudent.lut.transfer import export_table, import_frame, merge_tables, read_frame, table_frame
-from tests.lut_helpers import fingerprint, measurement
+from tests.lut_helpers import block, fingerprint, measurement
 
 CTX = {"family": "resnet20", "input_size": 8, "in_channels": 3, "num_classes": 10, "batch": 1}
 
 
-def shape(cout: int) -> ConvShape:
-    return ConvShape("conv2d", 4, cout, 8, 8, kernel=3, padding=1, epilogue="bn+add+relu")
+def shape(width: int) -> Chain:
+    return Chain(block(width, full=64), 1)
 
 
 def filled(path: Path, values: dict[int, float], threads: int = 1) -> LatencyTable:
@@ -59,9 +59,9 @@ def test_conflicting_duplicates_are_refused_unless_told(tmp_path: Path) -> None:
         assert content(a) == before  # nothing imported
         kept = merge_tables(a, b.path, on_conflict="keep")
         assert (kept.added, kept.kept, kept.identical) == (1, 1, 1)  # overheads are equal
-        assert a.rows(fingerprint())[shape(2)].median_ms == 0.75
+        assert a.rows(fingerprint())[shape(2)].ms == 0.75
         replaced = merge_tables(a, b.path, on_conflict="replace")
-        assert replaced.replaced == 1 and a.rows(fingerprint())[shape(2)].median_ms == 0.9
+        assert replaced.replaced == 1 and a.rows(fingerprint())[shape(2)].ms == 0.9
 
 
 def test_bad_import_files(tmp_path: Path) -> None:
@@ -84,5 +84,5 @@ def test_import_of_an_export_reproduces_the_table(values: dict[int, float], thre
             import_frame(dst, read_frame(Path(tmp) / "x.csv"))
             assert content(dst) == content(src)
             view = dst.view(fingerprint(threads))
-            assert all(view.layer_ms(shape(c)) == pytest.approx(v) for c, v in values.items())
+            assert all(view.block_ms(shape(c).block) == pytest.approx(v) for c, v in values.items())
         src.close()

@@ -1,10 +1,10 @@
 """Acceptance: `kill -9` during `perfstudent profile`, then the same command completes.
 
 A real subprocess sweep (resnet20 at 8x8, smoke protocol, tolerance 1 so only the
-coarse grid is measured and the expected shape set is known) is killed with SIGKILL
-once some rows are committed; re-running the same command finishes, keeps every
-row committed before the kill untouched (nothing measured twice) and leaves
-exactly one row per shape.
+coarse grid is measured and the expected set of chains is known) is killed with
+SIGKILL once some rows are committed; re-running the same command finishes, keeps
+every row committed before the kill untouched (nothing measured twice) and leaves
+exactly one row per chain.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from perfstudent.convshape import ConvShape
-from perfstudent.profiler.sweep import coarse_widths
+from perfstudent.blockshape import Chain
+from perfstudent.profiler.sweep import class_members, coarse_positions
 from perfstudent.students import full_spec, get_family
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,17 +34,20 @@ def _count(path: Path) -> int:
 
 def _rows(path: Path) -> dict[str, str]:
     with sqlite3.connect(path) as conn:
-        return dict(conn.execute("SELECT shape, measured_at || measurement FROM rows"))
+        return dict(conn.execute("SELECT chain, measured_at || measurement FROM rows"))
 
 
-def expected_shapes() -> set[ConvShape]:
-    """Fixed layers plus every slot's layers at its coarse widths (computed independently)."""
+def expected_chains() -> set[Chain]:
+    """Every series at its coarse widths per residue class mod 4 (ORT's default ``all``), a block
+    without a shortcut conv (an identity block) in chains of 1 and max(2, run) copies."""
     spec, fam = full_spec("resnet20", 8), get_family("resnet20")
-    shapes = {layer.shape for layer in fam.layers(spec) if layer.slot is None}
-    for slot, full in spec.widths.items():
-        for width in coarse_widths(full, 4):
-            shapes |= {layer.shape for layer in fam.slot_layers(spec, slot, width)}
-    return shapes
+    chains = set()
+    for series in {b.series() for b in fam.block_shapes(spec).values()}:
+        copies = (1, max(2, series.run)) if len(series.layers) == 2 else (1,)
+        for members in class_members(series.full, 4):
+            for position in coarse_positions(len(members), 4):
+                chains |= {Chain(series.at(members[position]), k) for k in copies}
+    return chains
 
 
 def test_kill_9_then_resume(tmp_path: Path) -> None:
@@ -60,12 +63,12 @@ def test_kill_9_then_resume(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = _rows(lut)
-    total = len(expected_shapes())
+    total = len(expected_chains())
     assert 15 <= len(before) < total
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     after = _rows(lut)
-    assert len(after) == total  # exactly one row per shape (PRIMARY KEY + every shape present)
-    assert set(after) == {s.key() for s in expected_shapes()}
+    assert len(after) == total  # exactly one row per chain (PRIMARY KEY + every chain present)
+    assert set(after) == {c.key() for c in expected_chains()}
     assert {k: after[k] for k in before} == before  # rows from before the kill were not re-measured
-    assert f"{total - len(before)} shapes" in done.stdout or f"({len(before)} already" in done.stdout
+    assert f"{total - len(before)} rows" in done.stdout or f"({len(before)} already" in done.stdout

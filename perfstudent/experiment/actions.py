@@ -97,6 +97,20 @@ def view(ctx: Context) -> Any:
         table.close()
 
 
+def residuals(ctx: Context) -> list[float]:
+    """The residuals of the last ``lut validate`` of the experiment's context (may be none)."""
+    from perfstudent.lut import LatencyTable, spec_context
+
+    device, backend, threads = ctx.device
+    table = LatencyTable.open(ctx.lut)
+    try:
+        fp = table.view_for(device, backend, threads=threads).fingerprint
+        found = table.validations(fp, spec_context(ctx.full_spec()))
+    finally:
+        table.close()
+    return list(found[-1].get("residuals", [])) if found else []
+
+
 def check_profile(ctx: Context) -> str | None:
     """Complete when a sweep of this family's context is recorded and the full net predicts."""
     from perfstudent.lut import LatencyTable, spec_context

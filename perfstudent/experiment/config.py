@@ -109,7 +109,7 @@ SCHEMA: dict[str, dict[str, tuple[Check, Any]]] = {
     "saliency": {"batches": (_int(1), 20), "batch_size": (_int(1), 64)},
     "distill": {"epochs": (_int(1), 10), "batch_size": (_int(1), 128),
                 "lr": (_float(0.0, strict=True), 0.1), "beta": (_float(0.0), 1000.0),
-                "kd": (_bool, False), "margin_ms": (_float(0.0), 0.0), "threads": (_int(1), None)},
+                "kd": (_bool, False), "margin_ms": (_float(0.0), None), "threads": (_int(1), None)},
     "front": {"slot": (_str, None)},
 }
 

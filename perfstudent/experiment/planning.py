@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from perfstudent.errors import InputError
-from perfstudent.experiment.actions import Context, view
+from perfstudent.experiment.actions import Context, residuals, view
 from perfstudent.experiment.budgets import Budget, resolve_budgets
 from perfstudent.io import read_json, write_json
 
@@ -73,12 +73,17 @@ def plan(ctx: Context, strategy: str, budget_label: str, budgets_path: Path, tea
     from perfstudent.students.planner import make_plan
     from perfstudent.students.saliency import Saliency
 
+    from perfstudent.students.margin import conformal_margin
+
     budget = load_budgets(budgets_path)[budget_label]
     device, backend, threads = ctx.device
     scores = Saliency.load(saliency_path) if saliency_path is not None else None
+    margin_ms, note = ctx.config["distill"]["margin_ms"], None
+    if margin_ms is None:  # auto, as `perfstudent plan`
+        margin_ms, note = conformal_margin(residuals(ctx), budget.ms)
     result = make_plan(strategy, budget.ms, view(ctx), load_run(teacher).spec, scores,
-                       ctx.config["distill"]["margin_ms"], device=device, backend=backend,
-                       threads=threads)
+                       margin_ms, device=device, backend=backend, threads=threads)
+    result.margin_note = note
     result.save(out)
 
 

@@ -15,11 +15,11 @@
   exactly this model: a plan's predicted latency is ``predict(plan.spec)``.
 
 **Between measured widths.** Latency is a staircase in a channel count. Where
-the runtime treats channel counts alike only modulo ``g`` (ONNX Runtime at
-``all`` runs counts that are multiples of 4 in NCHWc blocks and the others in
-plain NCHW kernels: two different staircases interleaved), widths are answered
-within their residue class ``w mod g`` (``g`` is the fingerprint's
-``width_alignment`` setting, 1 elsewhere). With ``a < w < b`` the nearest measured
+the runtime runs channel counts that are multiples of ``g`` on one kernel path
+and the others on another (ONNX Runtime at ``all``: multiples of 4 in NCHWc
+blocks, the rest in plain NCHW kernels; two staircases interleaved), a width is
+answered from the measured widths of its own class, aligned or not (``g`` is
+the fingerprint's ``width_alignment`` setting, 1 elsewhere: one class). With ``a < w < b`` the nearest measured
 widths of the class around ``w``, the answer is the straight line between their
 costs, so it lies between two measurements (a step between adjacent measured
 widths stays a step); below the smallest measured width of the class the
@@ -101,17 +101,21 @@ class LatencyView:
         self.blocks = block_values(self.measurements)
         series: dict[tuple[BlockShape, int], list[tuple[int, float]]] = {}
         for block, ms in self.blocks.items():
-            series.setdefault((block.series(), block.width % self.alignment), []).append(
+            series.setdefault((block.series(), self._class(block.width)), []).append(
                 (block.width, ms))
         self._series = {k: ([w for w, _ in sorted(v)], [ms for _, ms in sorted(v)])
                         for k, v in series.items()}
         self._slot_blocks: dict[tuple[str, int], dict[str, BlockShape]] = {}
 
+    def _class(self, width: int) -> bool:
+        """True for an aligned width (a multiple of the alignment; every width when it is 1)."""
+        return width % self.alignment == 0
+
     def block_ms(self, block: BlockShape) -> float:
         """Cost of ``block`` in ms: measured, else interpolated in its class (module docstring)."""
         if block in self.blocks:
             return self.blocks[block]
-        found = self._series.get((block.series(), block.width % self.alignment))
+        found = self._series.get((block.series(), self._class(block.width)))
         if found is not None:
             widths, values = found
             i = bisect.bisect_left(widths, block.width)

@@ -18,9 +18,9 @@ PROTOCOLS = {
     "default": TimingProtocol(),
     "careful": TimingProtocol(warmup_s=0.2, block_s=0.01, rounds=25, extra_rounds=25),
     "quick": TimingProtocol(warmup_s=0.02, block_s=0.004, rounds=9, extra_rounds=9),
-    "fast": TimingProtocol(warmup_s=0.01, block_s=0.002, rounds=5, extra_rounds=3,
+    "fast": TimingProtocol(warmup_s=0.01, block_s=0.002, rounds=5, extra_rounds=3, max_wait_s=1.0,
                            noise_threshold=0.5),
-    "smoke": TimingProtocol(warmup_s=0.0, block_s=0.001, rounds=3, extra_rounds=0,
+    "smoke": TimingProtocol(warmup_s=0.0, block_s=0.001, rounds=3, extra_rounds=0, max_wait_s=0.0,
                             canary_every=0, noise_threshold=1.0),
 }
 

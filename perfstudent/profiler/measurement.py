@@ -57,7 +57,10 @@ class TimingProtocol:
     canary). slow_factor: a canary sample above ``slow_factor`` x its baseline (a
     low quantile of all its samples) marks the items timed next to it as taken in a
     slow phase; their samples are set aside and re-measured. extra_rounds: how many
-    rounds beyond ``rounds`` re-measurement may take. group: how many items are
+    rounds beyond ``rounds`` re-measurement may take. max_wait_s: how long to wait,
+    polling the canary, for a slow phase to end before measuring on (slow phases
+    here last seconds; re-measuring inside one would only take more slow samples).
+    group: how many items are
     prepared and interleaved at once (bounds memory). noise_threshold: relative IQR
     of the kept samples above which an item is flagged noisy.
     """
@@ -69,14 +72,16 @@ class TimingProtocol:
     canary_every: int = 4
     slow_factor: float = 1.15
     extra_rounds: int = 15
+    max_wait_s: float = 20.0
     group: int = 16
     noise_threshold: float = 0.05
 
     def __post_init__(self) -> None:
         if not (self.warmup_s >= 0 and self.block_s > 0 and self.rounds >= 3):
             raise InputError("timing protocol needs warmup_s >= 0, block_s > 0 and rounds >= 3")
-        if self.canary_every < 0 or self.extra_rounds < 0 or self.group < 1:
-            raise InputError("timing protocol needs canary_every >= 0, extra_rounds >= 0, group >= 1")
+        if self.canary_every < 0 or self.extra_rounds < 0 or self.group < 1 or self.max_wait_s < 0:
+            raise InputError("timing protocol needs canary_every >= 0, extra_rounds >= 0, "
+                             "max_wait_s >= 0 and group >= 1")
         if not (self.slow_factor > 1 and math.isfinite(self.slow_factor)):
             raise InputError("timing protocol needs a finite slow_factor > 1")
         check_estimator(self.estimator)

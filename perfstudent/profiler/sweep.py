@@ -7,11 +7,12 @@ Rounds over a :class:`~perfstudent.profiler.runner.Runner`:
    :mod:`perfstudent.blockshape`). A block that keeps its input's shape is timed
    in two chains (1 and ``max(2, run)`` copies) per width, one that changes it
    in one chain of a single block (:class:`~perfstudent.blockshape.Chain`).
-2. Widths are split into residue classes ``w mod g`` (``g``: the runner's width
-   alignment; ONNX Runtime at ``all`` runs multiples of 4 in NCHWc blocks and the
-   rest in plain kernels, two staircases interleaved; ``g = 1`` elsewhere). Round
-   0 takes each class's first and last width and every ``len(class) //
-   coarse_points``-th one (every width with ``exhaustive``).
+2. Widths are split into two classes, the multiples of ``g`` and the others
+   (``g``: the runner's width alignment; ONNX Runtime at ``all`` runs channel
+   counts that are multiples of 4 in NCHWc blocks and the rest in plain kernels,
+   two staircases interleaved; ``g = 1`` elsewhere, one class). Round 0 takes each
+   class's first and last width and every ``len(class) // coarse_points``-th one
+   (every width with ``exhaustive``).
 3. Adaptive rounds, per class of each series, with ``T(w)`` the block's cost:
    an open interval ``(a, b)`` of measured widths (with class members inside) is
    closed as *flat* when ``|T(b) - T(a)| <= tol · max(T(a), T(b))``; otherwise
@@ -96,8 +97,11 @@ class SweepReport:
 
 
 def class_members(full: int, alignment: int) -> list[list[int]]:
-    """Widths ``1..full`` split into residue classes modulo ``alignment``, each ascending."""
-    classes = [[w for w in range(1, full + 1) if w % alignment == r] for r in range(alignment)]
+    """Widths ``1..full`` split into the aligned (multiples of ``alignment``) and the others."""
+    if alignment <= 1:
+        return [list(range(1, full + 1))]
+    classes = [[w for w in range(1, full + 1) if (w % alignment == 0) == aligned]
+               for aligned in (True, False)]
     return [c for c in classes if c]
 
 

@@ -17,9 +17,14 @@ apart. So :func:`measure_interleaved`:
    across calls for as long as the backend lives, and re-computed at the end, so
    a measurement that starts, or lies wholly, in a slow phase is caught too)
    marks the items timed just before it as taken in a slow phase: their samples
-   are set aside (``Measurement.slow_ms``) and those items get extra rounds until
-   each has ``rounds`` good samples (at most ``extra_rounds`` more; an item still
-   short is flagged noisy);
+   are set aside (``Measurement.slow_ms``), the protocol waits (polling the
+   canary, at most ``max_wait_s`` per measurement) until the phase is over, and
+   those items get
+   extra rounds until each has ``rounds`` good samples (at most ``extra_rounds``
+   more; an item still short is flagged noisy). Measured here over four minutes:
+   the machine spends most of its time in one fast state and drops into slow
+   phases (+15-40%) for 5-10 s at a time, often enough that a sweep of a minute
+   meets several (docs/profiler.md);
 4. returns a :class:`~perfstudent.profiler.measurement.Measurement` per item
    whose figure is the protocol's estimator over the good samples.
 
@@ -115,8 +120,10 @@ HISTORY = 600
 class DriftGuard:
     """The drift guard: one fixed kernel timed between items, its history kept across calls."""
 
-    def __init__(self, fn: Item | None, protocol: TimingProtocol, block_timer: BlockTimer) -> None:
-        self.fn, self.block_timer = fn, block_timer
+    def __init__(self, fn: Item | None, protocol: TimingProtocol, block_timer: BlockTimer,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.fn, self.block_timer, self.sleep = fn, block_timer, sleep
+        self.waited_s = 0.0
         self.samples: list[float] = []
         self.inner = inner_count(fn, protocol, block_timer) if fn is not None else 1
 
@@ -134,9 +141,28 @@ class DriftGuard:
         limit = float(np.quantile(self.samples[-HISTORY:], 0.2)) * slow_factor
         return lambda index: index < 0 or self.samples[index] <= limit
 
+    def wait(self, protocol: TimingProtocol, budget_s: float, poll_s: float = 0.05) -> float:
+        """Poll the canary until it is back within ``slow_factor``, at most ``budget_s``.
+
+        The polls do not enter the history (a long wait would teach the baseline the
+        slow phase). Returns the seconds waited.
+        """
+        if self.fn is None or len(self.samples) < 3:
+            return 0.0
+        limit = float(np.quantile(self.samples[-HISTORY:], 0.2)) * protocol.slow_factor
+        waited = 0.0
+        while waited < budget_s:
+            self.sleep(poll_s)
+            waited += poll_s
+            if self.block_timer(self.fn, self.inner) / self.inner <= limit:
+                break
+        self.waited_s += waited
+        return waited
+
 
 def _round(items: list[_Item], todo: list[int], start: int, canary: DriftGuard,
-           every: int, block_timer: BlockTimer) -> None:
+           protocol: TimingProtocol, block_timer: BlockTimer, wait_left: list[float]) -> None:
+    every = protocol.canary_every
     order = todo[start % len(todo):] + todo[:start % len(todo)]
     for at in range(0, len(order), max(every, 1) if every else len(order)):
         batch = order[at:at + every] if every else order
@@ -145,6 +171,8 @@ def _round(items: list[_Item], todo: list[int], start: int, canary: DriftGuard,
         for i, ms in taken:
             items[i].samples.append(ms)
             items[i].checks.append(check)
+        if wait_left[0] > 0 and not canary.judge(protocol.slow_factor)(check):
+            wait_left[0] -= canary.wait(protocol, wait_left[0])
 
 
 def measure_interleaved(fns: Sequence[Item], protocol: TimingProtocol,
@@ -163,12 +191,13 @@ def measure_interleaved(fns: Sequence[Item], protocol: TimingProtocol,
             guard = DriftGuard(None, protocol, block_timer)
         for _ in range(3 if guard.fn is not None and len(guard.samples) < 3 else 0):
             guard.sample()  # a first baseline
+        wait_left = [protocol.max_wait_s]  # one budget of waiting per measurement
         for turn in range(protocol.rounds + protocol.extra_rounds):
             ok = guard.judge(protocol.slow_factor)
             todo = [i for i, it in enumerate(items) if len(it.good(ok)) < protocol.rounds]
             if not todo:
                 break
-            _round(items, todo, turn, guard, protocol.canary_every, block_timer)
+            _round(items, todo, turn, guard, protocol, block_timer, wait_left)
         ok = guard.judge(protocol.slow_factor)
         return [_summarise(it, ok, protocol) for it in items]
     finally:
