@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perfstudent.convshape import ConvShape
+from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError, PerfStudentError
 from perfstudent.profiler.board import (
     Board,
@@ -22,8 +22,11 @@ from perfstudent.profiler.board import (
     read_board_model,
     require_reachable,
 )
+from perfstudent.profiler.chains import Job, chain_job
 from perfstudent.profiler.devices import get_device
 from perfstudent.profiler.measurement import Measurement
+from perfstudent.students import full_spec, get_family
+from perfstudent.students.widthspec import WidthSpec
 
 FIX = Path(__file__).parent / "fixtures" / "board"
 
@@ -80,26 +83,47 @@ def test_board_reads_through_vcgencmd_and_sysfs(tmp_path: Path) -> None:
     assert no_sysfs.temperature() == pytest.approx(47.7)
 
 
+def _matmul_ms(size: int) -> Measurement:
+    """Three samples of a ``size`` x ``size`` matmul (a real, tiny measurement)."""
+    a = np.ones((size, size), dtype=np.float32)
+    samples = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        a @ a.T
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return Measurement.from_samples(samples, inner=1, estimator="median")
+
+
 class NumpyRunner:
-    """A real (tiny) runner: times a matmul of the shape's size per row."""
+    """A real (tiny) runner of the Runner protocol: times a matmul of the job's block width."""
 
     def __init__(self) -> None:
-        self.calls: list[list[ConvShape]] = []
+        self.calls: list[list[Job]] = []
+        self.model_calls: list[list[WidthSpec]] = []
+        self.closed = False
 
-    def run(self, shapes: Sequence[ConvShape],
-            on_result: Callable[[ConvShape, Measurement], None]) -> None:
-        self.calls.append(list(shapes))
-        for shape in shapes:
-            a = np.ones((shape.cout, shape.cin), dtype=np.float32)
-            repeats = []
-            for _ in range(3):
-                t0 = time.perf_counter()
-                a @ a.T
-                repeats.append((time.perf_counter() - t0) * 1e3)
-            on_result(shape, Measurement.from_repeats(repeats, inner=1, warmup_s=0.0))
+    def fingerprint(self) -> str:
+        return "numpy-fingerprint"
+
+    def width_alignment(self) -> int:
+        return 4
+
+    def run(self, jobs: Sequence[Job], on_result: Callable[[Job, Measurement], None]) -> None:
+        self.calls.append(list(jobs))
+        for job in jobs:
+            on_result(job, _matmul_ms(job.chain.block.width * job.chain.copies))
+
+    def time_models(self, specs: Sequence[WidthSpec]) -> list[Measurement]:
+        self.model_calls.append(list(specs))
+        return [_matmul_ms(sum(spec.widths.values())) for spec in specs]
+
+    def close(self) -> None:
+        self.closed = True
 
 
-SHAPES = [ConvShape("conv2d", c, c, 8, 8) for c in (4, 8, 16, 32, 64)]
+SPEC = full_spec("resnet20", input_size=8)
+BLOCK = get_family("resnet20").block_shapes(SPEC)["layer1.0"]
+JOBS = [chain_job(SPEC, "layer1.0", Chain(BLOCK.at(w), 1)) for w in (1, 4, 8, 12, 16)]
 
 
 def test_guard_refuses_a_throttled_batch_and_remeasures(tmp_path: Path) -> None:
@@ -108,10 +132,26 @@ def test_guard_refuses_a_throttled_batch_and_remeasures(tmp_path: Path) -> None:
     inner, sleeps, got = NumpyRunner(), [], []  # type: ignore[var-annotated]
     guard = ThrottleGuardRunner(inner, Board(str(script), FIX / "thermal_zone0_temp"),
                                 batch_size=3, cooldown_s=7.0, sleep=sleeps.append)
-    guard.run(SHAPES, lambda s, m: got.append(s))
-    assert got == SHAPES  # each row exactly once, in order, none from the refused attempt
+    guard.run(JOBS, lambda j, m: got.append(j))
+    assert got == JOBS  # each row exactly once, in order, none from the refused attempt
     assert guard.refused == 1 and sleeps == [7.0]
     assert [len(c) for c in inner.calls] == [3, 2, 2]
+    assert inner.calls[1] == inner.calls[2] == JOBS[3:]  # the refused batch measured again
+
+
+def test_guard_passes_the_rest_of_the_runner_protocol_through(tmp_path: Path) -> None:
+    # networks: ok -> throttled (refused), then ok -> ok (kept)
+    script = _fake_vcgencmd(tmp_path, ["ok", "now", "ok", "ok"])
+    inner, sleeps = NumpyRunner(), []  # type: ignore[var-annotated]
+    guard = ThrottleGuardRunner(inner, Board(str(script), FIX / "thermal_zone0_temp"),
+                                cooldown_s=3.0, sleep=sleeps.append)
+    assert guard.fingerprint() == "numpy-fingerprint" and guard.width_alignment() == 4
+    specs = [SPEC, SPEC.with_widths({"layer1.0": 4})]
+    nets = guard.time_models(specs)
+    assert len(nets) == 2 and all(len(n.samples_ms) == 3 for n in nets)
+    assert inner.model_calls == [specs, specs] and guard.refused == 1 and sleeps == [3.0]
+    guard.close()
+    assert inner.closed
 
 
 def test_guard_waits_while_throttled_then_fails(tmp_path: Path) -> None:
@@ -121,7 +161,7 @@ def test_guard_waits_while_throttled_then_fails(tmp_path: Path) -> None:
     guard = ThrottleGuardRunner(NumpyRunner(), Board(str(script), FIX / "thermal_zone0_temp"),
                                 max_waits=2, sleep=lambda s: None)
     with pytest.raises(PerfStudentError, match="still throttled"):
-        guard.run(SHAPES[:1], lambda s, m: None)
+        guard.run(JOBS[:1], lambda j, m: None)
 
 
 def parse_sample(name: str):  # type: ignore[no-untyped-def]
@@ -150,8 +190,8 @@ def test_runs_on_a_pi4_are_guarded(tmp_path: Path) -> None:
     board = Board(str(_fake_vcgencmd(tmp_path, ["ok"])), FIX / "thermal_zone0_temp")
     guarded = guard_on_board(inner, on_board, FIX / "model-rpi4b", board)
     assert isinstance(guarded, ThrottleGuardRunner) and guarded.inner is inner
-    got: list[ConvShape] = []
-    guarded.run(SHAPES[:2], lambda s, m: got.append(s))
-    assert got == SHAPES[:2]
+    got: list[Job] = []
+    guarded.run(JOBS[:2], lambda j, m: got.append(j))
+    assert got == JOBS[:2]
     assert guard_on_board(inner, on_board, FIX / "model-rpi3b", board) is inner
     assert guard_on_board(inner, get_device("local"), FIX / "model-rpi4b", board) is inner

@@ -12,22 +12,30 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from perfstudent.blockshape import Chain
 from perfstudent.cli import cli
-from perfstudent.convshape import ConvShape
 from perfstudent.errors import InputError, PerfStudentError
+from perfstudent.profiler.chains import Job, chain_job
 from perfstudent.profiler.devices import Device, get_device
 from perfstudent.profiler.measurement import Measurement, TimingProtocol
 
 pytest.importorskip("tvm")
 
 from perfstudent.profiler.remote import TrackerRunner, make_tracker_runner, parse_tracker
-from perfstudent.students import full_spec
+from perfstudent.students import full_spec, get_family
+from perfstudent.students.sampling import uniform_student
 from tests import rpc_servers
 
-FAST = TimingProtocol(warmup_s=0.0, block_s=0.005, repeats=3, remeasure=0)
-SHAPES = [ConvShape("conv2d", c, c2, s, s, kernel=3, padding=1, epilogue="bn+relu")
-          for c, c2, s in [(4, 8, 8), (8, 8, 8), (8, 16, 6), (16, 16, 6), (4, 4, 10),
-                           (8, 4, 10), (12, 12, 7), (6, 6, 9), (6, 12, 5), (10, 10, 8)]]
+FAST = TimingProtocol(warmup_s=0.0, block_s=0.005, rounds=3, extra_rounds=0, canary_every=0)
+SPEC = full_spec("resnet20", input_size=8)
+BLOCKS = get_family("resnet20").block_shapes(SPEC)
+#: LUT jobs of resnet20 at 8x8: (slot, width, copies in the chain)
+JOBS = [chain_job(SPEC, slot, Chain(BLOCKS[slot].at(width), copies))
+        for slot, width, copies in [("layer1.0", 4, 1), ("layer1.0", 4, 2), ("layer1.0", 9, 1),
+                                    ("layer1.0", 16, 2), ("layer2.0", 8, 1), ("layer2.0", 32, 1),
+                                    ("layer2.1", 12, 1), ("layer2.1", 20, 2), ("layer3.0", 16, 1),
+                                    ("layer3.1", 30, 1)]]
+CHAINS = [job.chain for job in JOBS]
 
 
 @pytest.fixture(scope="module")
@@ -42,64 +50,80 @@ def board(key: str) -> Device:
                   rpc_key=key, tvm_target=local.tvm_target, default_threads=1)
 
 
-def test_sharded_sweep_lands_every_shape_once(tracker_port: int) -> None:
-    got: collections.Counter[ConvShape] = collections.Counter()
+def test_sharded_sweep_lands_every_job_once(tracker_port: int) -> None:
+    got: collections.Counter[Chain] = collections.Counter()
+    delivered: list[Job] = []
     threads = set()
+
+    def on_result(job: Job, m: Measurement) -> None:
+        got.update([job.chain])
+        delivered.append(job)
+        threads.add(threading.get_ident())
+        assert len(m.samples_ms) == FAST.rounds and m.ms > 0 and m.estimator == FAST.estimator
+
+    small = uniform_student(SPEC, 0.25)
+    big = full_spec("resnet20", input_size=32)
     with rpc_servers.servers(tracker_port, "two", 2, perfstudent_serve=1):
         runner = TrackerRunner(board("two"), f"127.0.0.1:{tracker_port}", FAST, progress=False)
-        runner.run(SHAPES + SHAPES[:2], lambda s, m: (got.update([s]),
-                                                     threads.add(threading.get_ident())))
-        net = runner.time_model(full_spec("resnet20").with_widths({"layer1.0": 4}))
-    assert net.samples == FAST.repeats and net.median_ms > 0
-    assert got == collections.Counter(SHAPES)  # duplicates in the request measured once
+        runner.run(JOBS + JOBS[:2], on_result)
+        nets = runner.time_models([big, small, big])
+    assert got == collections.Counter(CHAINS)  # duplicates in the request measured once
+    assert all(any(job is j for j in JOBS) for job in delivered)  # the caller's own jobs
     assert threads == {threading.get_ident()}  # rows are delivered on the caller's thread
+    assert [len(n.samples_ms) for n in nets] == [FAST.rounds] * 3 and all(n.ms > 0 for n in nets)
+    # in the order asked: resnet20 at 32x32 costs ~80x resnet20 at 8x8 and a quarter width
+    assert nets[0].ms > 5 * nets[1].ms and nets[2].ms > 5 * nets[1].ms
     assert runner.settings()["rpc_key"] == "two" and runner.settings()["tune_trials"] == 0
+    assert runner.width_alignment() == 1
 
 
 @pytest.mark.slow
 def test_a_server_lost_mid_sweep_costs_nothing(tracker_port: int,
                                               caplog: pytest.LogCaptureFixture) -> None:
-    got: list[tuple[ConvShape, Measurement]] = []
+    got: list[tuple[Job, Measurement]] = []
     with rpc_servers.servers(tracker_port, "flaky", 2) as procs:
-        def on_result(shape: ConvShape, measurement: Measurement) -> None:
-            got.append((shape, measurement))
+        def on_result(job: Job, measurement: Measurement) -> None:
+            got.append((job, measurement))
             if len(got) == 2:
                 rpc_servers.kill(procs[0])  # one board disappears while others are in flight
 
         TrackerRunner(board("flaky"), f"127.0.0.1:{tracker_port}", FAST,
-                      progress=False).run(SHAPES, on_result)
+                      progress=False).run(JOBS, on_result)
     assert "server lost" in caplog.text and "re-queued" in caplog.text
-    shapes = [s for s, _m in got]
-    assert sorted(shapes) == sorted(SHAPES) and len(shapes) == len(set(shapes))
-    assert all(m.median_ms > 0 and m.samples == FAST.repeats for _s, m in got)
+    chains = [j.chain for j, _m in got]
+    assert collections.Counter(chains) == collections.Counter(CHAINS)  # each once, none lost
+    assert all(m.ms > 0 and len(m.samples_ms) == FAST.rounds for _j, m in got)
 
 
 @pytest.mark.slow
 def test_all_servers_lost_keeps_what_arrived(tracker_port: int) -> None:
-    got: list[ConvShape] = []
+    got: list[Job] = []
     with rpc_servers.servers(tracker_port, "doomed", 1) as procs:
-        def on_result(shape: ConvShape, measurement: Measurement) -> None:
-            got.append(shape)
+        def on_result(job: Job, measurement: Measurement) -> None:
+            got.append(job)
             rpc_servers.kill(procs[0])
 
         runner = TrackerRunner(board("doomed"), f"127.0.0.1:{tracker_port}", FAST,
                                progress=False)
         with pytest.raises(PerfStudentError, match="was lost: 1 rows were stored"):
-            runner.run(SHAPES[:4], on_result)
+            runner.run(JOBS[:4], on_result)
     assert len(got) == 1
 
 
 def test_no_server_for_the_key_and_bad_addresses(tracker_port: int) -> None:
     runner = TrackerRunner(board("nobody"), f"127.0.0.1:{tracker_port}", FAST, progress=False)
     with pytest.raises(PerfStudentError, match="perfstudent serve --tracker"):
-        runner.run(SHAPES[:1], lambda s, m: None)
+        runner.run(JOBS[:1], lambda j, m: None)
+    with pytest.raises(PerfStudentError, match="perfstudent serve --tracker"):
+        runner.time_models([SPEC])
+    assert runner.time_models([]) == []  # nothing asked: no tracker round trip needed
     for bad in ("localhost", "host:port", ":9190", "h:70000"):
         with pytest.raises(InputError, match="HOST:PORT"):
             parse_tracker(bad)
     unused = rpc_servers.free_port()
     with pytest.raises(PerfStudentError, match="cannot reach the TVM RPC tracker"):
         TrackerRunner(board("x"), f"127.0.0.1:{unused}", FAST, progress=False).run(
-            SHAPES[:1], lambda s, m: None)
+            JOBS[:1], lambda j, m: None)
 
 
 def test_make_tracker_runner_checks_backend_and_options() -> None:
@@ -111,6 +135,7 @@ def test_make_tracker_runner_checks_backend_and_options() -> None:
     runner = make_tracker_runner("127.0.0.1:9190", pi4, "tvm", FAST, tune_trials=8)
     assert runner.key == "pi4" and runner.threads == 4 and runner.compiler == "aarch64-linux-gnu-g++"
     assert runner.settings()["tune_trials"] == 8 and "cortex-a72" in runner.settings()["target"]
+    assert runner.width_alignment() == 1
 
 
 @pytest.mark.slow

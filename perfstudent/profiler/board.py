@@ -11,6 +11,7 @@ firmware (Raspberry Pi documentation, "vcgencmd")::
 The "has occurred" bits are sticky until reboot, so a batch of rows is refused
 when a *current* bit is set before or after it, or an "occurred" bit appears
 that was not set before it. :class:`ThrottleGuardRunner` wraps any Runner
+(:class:`perfstudent.profiler.runner.Runner`; it does not look inside the jobs)
 with that check and re-measures refused batches after a cool-down.
 """
 
@@ -24,14 +25,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from perfstudent.errors import InputError, PerfStudentError
 
 if TYPE_CHECKING:
-    from perfstudent.convshape import ConvShape
     from perfstudent.profiler.devices import Device
     from perfstudent.profiler.measurement import Measurement
+    from perfstudent.students.widthspec import WidthSpec
 
 log = logging.getLogger(__name__)
 
@@ -151,21 +152,35 @@ def batch_refused(before: BoardSample, after: BoardSample) -> bool:
     return before.throttle.throttled_now or after.throttle.throttled_now or new != 0
 
 
-class Runner(Protocol):
-    def run(self, shapes: Sequence[ConvShape],
-            on_result: Callable[[ConvShape, Measurement], None]) -> None: ...
+J = TypeVar("J")
 
 
-class ThrottleGuardRunner:
+class Runner(Protocol[J]):
+    """The Runner protocol (:class:`perfstudent.profiler.runner.Runner`) over any kind of job."""
+
+    def fingerprint(self) -> Any: ...
+
+    def width_alignment(self) -> int: ...
+
+    def run(self, jobs: Sequence[J], on_result: Callable[[J, Measurement], None]) -> None: ...
+
+    def time_models(self, specs: Sequence[WidthSpec]) -> list[Measurement]: ...
+
+    def close(self) -> None: ...
+
+
+class ThrottleGuardRunner(Generic[J]):
     """Wrap a Runner: rows of a batch measured while the board throttled are re-measured.
 
-    Per batch of ``batch_size`` shapes: sample the board, wait (``cooldown_s``,
+    Per batch of ``batch_size`` jobs: sample the board, wait (``cooldown_s``,
     up to ``max_waits`` times) while it is throttled, run the batch into a
     buffer, sample again; deliver the buffer only if :func:`batch_refused` is
     False, else cool down and re-measure the batch (at most ``max_retries``).
+    Whole networks (:meth:`time_models`) are guarded the same way, all of one
+    call as one batch.
     """
 
-    def __init__(self, inner: Runner, board: SampledBoard, batch_size: int = 8,
+    def __init__(self, inner: Runner[J], board: SampledBoard, batch_size: int = 8,
                  cooldown_s: float = 60.0, max_retries: int = 3, max_waits: int = 10,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if batch_size < 1:
@@ -176,29 +191,32 @@ class ThrottleGuardRunner:
         self.refused = 0  # batches refused so far (for reports and tests)
 
     def fingerprint(self) -> Any:
-        return self.inner.fingerprint()  # type: ignore[attr-defined]
+        return self.inner.fingerprint()
 
-    def time_model(self, spec: Any) -> Measurement:
-        """Whole networks: one guarded measurement, retried like a batch."""
+    def width_alignment(self) -> int:
+        return self.inner.width_alignment()
+
+    def time_models(self, specs: Sequence[WidthSpec]) -> list[Measurement]:
+        """Whole networks: one guarded call of the inner runner, retried like a batch."""
         for _attempt in range(self.max_retries + 1):
             before = self._cool()
-            measurement: Measurement = self.inner.time_model(spec)  # type: ignore[attr-defined]
-            if not batch_refused(before, self.board.sample()):
-                return measurement
+            measurements = self.inner.time_models(specs)
+            after = self.board.sample()
+            if not batch_refused(before, after):
+                return measurements
             self.refused += 1
+            log.warning("refused %d networks measured while throttled (%s -> %s)",
+                        len(measurements), before.throttle.describe(), after.throttle.describe())
             self.sleep(self.cooldown_s)
-        raise PerfStudentError("every attempt at the network was throttled; improve cooling "
-                               "or power supply")
+        raise PerfStudentError(f"every attempt at {len(specs)} networks was throttled; improve "
+                               "cooling or power supply")
 
     def close(self) -> None:
-        close = getattr(self.inner, "close", None)
-        if close is not None:
-            close()
+        self.inner.close()
 
-    def run(self, shapes: Sequence[ConvShape],
-            on_result: Callable[[ConvShape, Measurement], None]) -> None:
-        for start in range(0, len(shapes), self.batch_size):
-            self._run_batch(list(shapes[start:start + self.batch_size]), on_result)
+    def run(self, jobs: Sequence[J], on_result: Callable[[J, Measurement], None]) -> None:
+        for start in range(0, len(jobs), self.batch_size):
+            self._run_batch(list(jobs[start:start + self.batch_size]), on_result)
 
     def _cool(self) -> BoardSample:
         sample = self.board.sample()
@@ -213,16 +231,15 @@ class ThrottleGuardRunner:
                                f"{sample.throttle.describe()}, {sample.temp_c} C; "
                                "improve cooling or power supply")
 
-    def _run_batch(self, batch: list[ConvShape],
-                   on_result: Callable[[ConvShape, Measurement], None]) -> None:
+    def _run_batch(self, batch: list[J], on_result: Callable[[J, Measurement], None]) -> None:
         for _attempt in range(self.max_retries + 1):
             before = self._cool()
-            buffer: list[tuple[ConvShape, Measurement]] = []
+            buffer: list[tuple[J, Measurement]] = []
             self.inner.run(batch, _collector(buffer))
             after = self.board.sample()
             if not batch_refused(before, after):
-                for shape, measurement in buffer:
-                    on_result(shape, measurement)
+                for job, measurement in buffer:
+                    on_result(job, measurement)
                 return
             self.refused += 1
             log.warning("refused %d rows measured while throttled (%s -> %s, %s -> %s C)",
@@ -233,9 +250,8 @@ class ThrottleGuardRunner:
                                "improve cooling or power supply")
 
 
-def _collector(buffer: list[tuple[ConvShape, Measurement]],
-               ) -> Callable[[ConvShape, Measurement], None]:
-    return lambda shape, measurement: buffer.append((shape, measurement))
+def _collector(buffer: list[tuple[J, Measurement]]) -> Callable[[J, Measurement], None]:
+    return lambda job, measurement: buffer.append((job, measurement))
 
 
 def guard_on_board(runner: Any, device: Device, model_path: Path = MODEL_PATH,

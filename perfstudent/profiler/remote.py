@@ -1,19 +1,23 @@
 """Remote boards through Apache TVM's RPC tracker: a sharded, fault-tolerant sweep.
 
 :class:`TrackerRunner` implements the Runner protocol
-(``run(shapes, on_result)``). For a batch of ConvShapes it
+(:class:`perfstudent.profiler.runner.Runner`). For a round of jobs
+(``run(jobs, on_result)``) or of whole networks (``time_models(specs)``) it
 
 1. asks the tracker how many servers registered the device's key,
 2. starts one worker thread per server; each requests its own session
-   (``connect_tracker(host, port).request(key)``) and takes shapes from one
+   (``connect_tracker(host, port).request(key)``) and takes work from one
    shared queue,
-3. per shape: builds it here for the device's target (serialised behind a lock;
-   cross-linked with ``aarch64-linux-gnu-g++`` for a Pi), uploads the shared
-   object, times it on the board (``vm.set_input`` + ``time_evaluator
-   ("invoke_stateful")``) and hands the row to the main thread, which calls
-   ``on_result`` as rows arrive (so the caller may write SQLite there).
+3. per job: builds it here (``job.build()`` -> ONNX export -> Relax ->
+   ``tvm.compile`` for the device's target -> shared object, serialised behind
+   a lock; cross-linked with ``aarch64-linux-gnu-g++`` for a Pi), uploads the
+   shared object, times it on the board (``vm.set_input`` + ``time_evaluator
+   ("invoke_stateful")``, :func:`perfstudent.profiler.tvm_support.timing.time_vm`:
+   not the interleaved protocol of local runs) and hands the row to the main
+   thread, which calls ``on_result`` as rows arrive (so the caller may write
+   SQLite there).
 
-A server that disappears costs only its row in flight: the shape goes back to
+A server that disappears costs only its job in flight: the job goes back to
 the queue and the other servers measure it. If every server is gone, the rows
 that arrived are already delivered and a PerfStudentError names what is missing.
 """
@@ -25,7 +29,8 @@ import queue
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,8 +40,6 @@ from perfstudent.profiler.tvm_support.build import (
     InputSpec,
     build_module,
     compiler_for,
-    conv_inputs,
-    conv_module,
     export_shared,
     random_inputs,
     resolve_target,
@@ -45,12 +48,25 @@ from perfstudent.profiler.tvm_support.timing import configure_threads, time_vm
 from perfstudent.profiler.tvm_support.tuning import TuningState
 
 if TYPE_CHECKING:
-    from perfstudent.convshape import ConvShape
+    from perfstudent.lut.fingerprint import Fingerprint
+    from perfstudent.profiler.chains import Builder, Job
     from perfstudent.profiler.devices import Device
     from perfstudent.students.widthspec import WidthSpec
 
 log = logging.getLogger(__name__)
-OnResult = Callable[["ConvShape", Measurement], None]
+OnResult = Callable[["Job", Measurement], None]
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """One thing to build and time on a board: a job's chain or a whole network."""
+
+    key: Hashable  # a job's Chain, or ("model", index) in time_models
+    label: str
+    build: Builder = field(compare=False, repr=False)
+
+    def __str__(self) -> str:
+        return self.label
 
 
 def parse_tracker(text: str) -> tuple[str, int]:
@@ -112,7 +128,7 @@ def make_tracker_runner(tracker: str, device: Device, backend: str,
 
 
 class TrackerRunner:
-    """Time ConvShapes on every server of a key behind a TVM RPC tracker (see module doc).
+    """Time jobs and networks on every server of a key behind a TVM RPC tracker (module doc).
 
     Quacks like a Backend for fingerprinting: ``name``, ``device``, ``threads``,
     ``version()`` and ``settings()`` (target, pipeline, tuning state, rpc key).
@@ -135,7 +151,7 @@ class TrackerRunner:
         self.tuning = TuningState(self.target, tune_trials, tuning_dir)
         self.session_timeout, self.progress = session_timeout, progress
         self._lock = threading.Lock()
-        self._built: dict[ConvShape, Path] = {}
+        self._built: dict[Hashable, tuple[Path, list[InputSpec]]] = {}
         self._tmp_path = Path(tempfile.gettempdir())
 
     def version(self) -> str:
@@ -147,35 +163,36 @@ class TrackerRunner:
         return ({"target": str(self.target), "pipeline": "zero", "rpc_key": self.key}
                 | self.tuning.settings())
 
-    def fingerprint(self) -> Any:
+    def fingerprint(self) -> Fingerprint:
         """The LUT fingerprint of rows from these boards (device, TVM version, settings)."""
         from perfstudent.lut.fingerprint import Fingerprint
 
         return Fingerprint.for_backend(self)  # type: ignore[arg-type,unused-ignore]
 
+    def width_alignment(self) -> int:
+        """TVM's kernels have no channel blocking the sweep must follow."""
+        return 1
+
     def close(self) -> None:
-        """Nothing held between runs: sessions live for one ``run`` / ``time_model``."""
+        """Nothing held between runs: sessions live for one ``run`` / ``time_models``."""
 
-    def time_model(self, spec: WidthSpec) -> Measurement:
-        """End-to-end latency of the student ``spec`` on one board of the key."""
-        from perfstudent.profiler.tvm_support.student import student_module
+    def run(self, jobs: Sequence[Job], on_result: OnResult) -> None:
+        """Measure each distinct job (by chain) once on some server; rows go to ``on_result``."""
+        by_key: dict[Hashable, Job] = {job.chain: job for job in jobs}
+        units = [_Unit(key, str(key), job.build) for key, job in by_key.items()]
+        self._run_units(units, lambda unit, m: on_result(by_key[unit.key], m), "row")
 
-        mod, inputs = student_module(spec, batch=1)
-        executable = build_module(mod, self.target, self.tuning, tune_key=None,
-                                  tune_on=self._tune_on())
-        with tempfile.TemporaryDirectory(prefix="perfstudent-rpc-") as tmp:
-            path = export_shared(executable, Path(tmp) / "student.so", self.compiler)
-            if server_count(connect_tracker(self.host, self.port), self.key) == 0:
-                raise PerfStudentError(f"no RPC server with key {self.key!r} is registered on "
-                                       f"the tracker at {self.host}:{self.port}")
-            session = self.request_session()
-            configure_threads(self.threads, session)
-            return self.time_remote(session, path, inputs)
+    def time_models(self, specs: Sequence[WidthSpec]) -> list[Measurement]:
+        """End-to-end latency of each student of ``specs`` (batch 1), on the servers of the key."""
+        units = [_Unit(("model", i), f"{spec.family} network {i}", _network_builder(spec))
+                 for i, spec in enumerate(specs)]
+        got: dict[Hashable, Measurement] = {}
+        self._run_units(units, lambda unit, m: got.__setitem__(unit.key, m), "network")
+        return [got[unit.key] for unit in units]
 
-    def run(self, shapes: Sequence[ConvShape], on_result: OnResult) -> None:
-        """Measure each distinct shape once on some server of the key; rows go to ``on_result``."""
-        todo = list(dict.fromkeys(shapes))
-        if not todo:
+    def _run_units(self, units: list[_Unit], deliver: Callable[[_Unit, Measurement], None],
+                   what: str) -> None:
+        if not units:
             return
         servers = server_count(connect_tracker(self.host, self.port), self.key)
         if servers == 0:
@@ -189,30 +206,36 @@ class TrackerRunner:
             if self.tuning.trials:
                 # tune first: MetaSchedule measures candidates on the same boards, which the
                 # sweep's workers would otherwise hold for its whole duration
-                self._tune_all(todo)
-            _Sweep(self, todo, servers).run(on_result)
+                self._tune_all(units, what)
+            _Sweep(self, units, servers, what).run(deliver)
 
-    def _tune_all(self, shapes: list[ConvShape]) -> None:
+    def _tune_all(self, units: list[_Unit], what: str) -> None:
         from tqdm import tqdm
 
-        for shape in tqdm(shapes, desc=f"tune {self.key}", unit="layer",
-                          disable=not self.progress):
-            self.build(shape)
+        for unit in tqdm(units, desc=f"tune {self.key}", unit=what, disable=not self.progress):
+            self.build(unit)
 
     # -- per-worker pieces (called from worker threads) --------------------------------------
     def request_session(self) -> Any:
         client = connect_tracker(self.host, self.port)
         return client.request(self.key, priority=1, session_timeout=self.session_timeout)
 
-    def build(self, shape: ConvShape) -> Path:
-        """Build (once, under a lock: builds are CPU-bound here) and export ``shape``."""
+    def build(self, unit: _Unit) -> tuple[Path, list[InputSpec]]:
+        """Build ``unit`` once (under a lock: builds are CPU-bound here) as a shared object.
+
+        ``unit.build()`` -> ONNX export -> Relax -> ``tvm.compile`` for the board's
+        target (tuned under the graph's structure key) -> shared object; also its inputs.
+        """
+        from perfstudent.profiler.tvm_support.student import onnx_module
+
         with self._lock:
-            if shape not in self._built:
-                path = self._tmp_path / f"layer{len(self._built)}.so"
-                executable = build_module(conv_module(shape), self.target, self.tuning,
-                                          tune_key=shape.key(), tune_on=self._tune_on())
-                self._built[shape] = export_shared(executable, path, self.compiler)
-            return self._built[shape]
+            if unit.key not in self._built:
+                path = self._tmp_path / f"module{len(self._built)}.so"
+                mod, inputs, tune_key = onnx_module(*unit.build())
+                executable = build_module(mod, self.target, self.tuning, tune_key=tune_key,
+                                          tune_on=self._tune_on())
+                self._built[unit.key] = (export_shared(executable, path, self.compiler), inputs)
+            return self._built[unit.key]
 
     def _tune_on(self) -> tuple[Any, Any] | None:
         """Tuning candidates are measured on the boards themselves (UNTESTED on real boards)."""
@@ -246,6 +269,16 @@ def export_shared_check(compiler: str | None) -> None:
                          f"(Debian/Ubuntu: sudo apt install {package})")
 
 
+def _network_builder(spec: WidthSpec) -> Builder:
+    """Builds the student ``spec`` and names its one input ``(1, C, H, W)``."""
+    def build() -> tuple[Any, list[tuple[int, ...]]]:
+        from perfstudent.students import build as build_student
+
+        return build_student(spec), [(1, spec.in_channels, spec.input_size, spec.input_size)]
+
+    return build
+
+
 _GONE = ("kShutdown", "Broken pipe", "Connection reset", "Socket", "closed", "EOF")
 
 
@@ -263,67 +296,68 @@ def _alive(session: Any, error: Exception) -> bool:
 class _Sweep:
     """One sharded run: a shared work queue, one worker per server, results to the caller."""
 
-    def __init__(self, runner: TrackerRunner, shapes: list[ConvShape], servers: int) -> None:
-        self.runner, self.shapes, self.servers = runner, shapes, servers
-        self.work: queue.Queue[ConvShape] = queue.Queue()
-        for shape in shapes:
-            self.work.put(shape)
+    def __init__(self, runner: TrackerRunner, units: list[_Unit], servers: int,
+                 what: str = "row") -> None:
+        self.runner, self.units, self.servers, self.what = runner, units, servers, what
+        self.work: queue.Queue[_Unit] = queue.Queue()
+        for unit in units:
+            self.work.put(unit)
         self.results: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.stop = threading.Event()
 
-    def run(self, on_result: OnResult) -> None:
+    def run(self, deliver: Callable[[_Unit, Measurement], None]) -> None:
         from tqdm import tqdm
 
         workers = [threading.Thread(target=self._worker, args=(i,), daemon=True,
                                     name=f"rpc-worker-{i}") for i in range(self.servers)]
         for worker in workers:
             worker.start()
-        done: set[ConvShape] = set()
-        failed: dict[ConvShape, str] = {}
-        bar = tqdm(total=len(self.shapes), desc=f"rpc {self.runner.key}", unit="layer",
+        done: set[Hashable] = set()
+        failed: dict[_Unit, str] = {}
+        bar = tqdm(total=len(self.units), desc=f"rpc {self.runner.key}", unit=self.what,
                    disable=not self.runner.progress)
         try:
-            while len(done) + len(failed) < len(self.shapes):
+            while len(done) + len(failed) < len(self.units):
                 try:
                     kind, payload = self.results.get(timeout=0.2)
                 except queue.Empty:
                     if not any(w.is_alive() for w in workers) and self.results.empty():
                         break
                     continue
-                self._handle(kind, payload, done, failed, on_result, bar)
+                self._handle(kind, payload, done, failed, deliver, bar)
         finally:
             self.stop.set()
             bar.close()
         self._report(done, failed)
 
-    def _handle(self, kind: str, payload: Any, done: set[ConvShape],
-                failed: dict[ConvShape, str], on_result: OnResult, bar: Any) -> None:
+    def _handle(self, kind: str, payload: Any, done: set[Hashable], failed: dict[_Unit, str],
+                deliver: Callable[[_Unit, Measurement], None], bar: Any) -> None:
         if kind == "row":
-            shape, measurement = payload
-            if shape not in done:  # a re-queued shape could in principle come back twice
-                done.add(shape)
-                on_result(shape, measurement)
+            unit, measurement = payload
+            if unit.key not in done:  # a re-queued job could in principle come back twice
+                done.add(unit.key)
+                deliver(unit, measurement)
                 bar.update(1)
         elif kind == "failed":
-            shape, message = payload
-            failed[shape] = message
+            unit, message = payload
+            failed[unit] = message
             bar.update(1)
         elif kind == "lost":
             log.warning("%s", payload)
         elif kind == "fatal":
             raise payload
 
-    def _report(self, done: set[ConvShape], failed: dict[ConvShape, str]) -> None:
-        missing = [s for s in self.shapes if s not in done and s not in failed]
+    def _report(self, done: set[Hashable], failed: dict[_Unit, str]) -> None:
+        missing = [u for u in self.units if u.key not in done and u not in failed]
         if missing:
             raise PerfStudentError(
                 f"every RPC server of key {self.runner.key!r} was lost: {len(done)} rows were "
                 f"stored, {len(missing)} are missing (first: {missing[0]}); re-run the same "
                 "command when servers are back to measure only the missing rows")
         if failed:
-            shape, message = next(iter(failed.items()))
-            raise PerfStudentError(f"{len(failed)} layers failed on the board (first: {shape}: "
-                                   f"{message}); {len(done)} rows were stored")
+            unit, message = next(iter(failed.items()))
+            raise PerfStudentError(f"{len(failed)} {self.what}s failed on the board (first: "
+                                   f"{unit}: {message}); {len(done)} rows were stored")
 
     def _worker(self, index: int) -> None:
         try:
@@ -334,29 +368,29 @@ class _Sweep:
             return
         while not self.stop.is_set():
             try:
-                shape = self.work.get(timeout=0.1)
+                unit = self.work.get(timeout=0.1)
             except queue.Empty:
                 continue
-            if not self._measure(index, session, shape):
+            if not self._measure(index, session, unit):
                 return
 
-    def _measure(self, index: int, session: Any, shape: ConvShape) -> bool:
-        """Measure one shape; False if this worker's server is gone (shape re-queued)."""
+    def _measure(self, index: int, session: Any, unit: _Unit) -> bool:
+        """Measure one unit; False if this worker's server is gone (unit re-queued)."""
         try:
-            path = self.runner.build(shape)
+            path, inputs = self.runner.build(unit)
         except Exception as exc:  # a local build error stops the sweep
             self.results.put(("fatal", exc if isinstance(exc, PerfStudentError) else
-                              PerfStudentError(f"building {shape} failed: {exc}")))
+                              PerfStudentError(f"building {unit} failed: {exc}")))
             self.stop.set()
             return False
         try:
-            measurement = self.runner.time_remote(session, path, conv_inputs(shape))
-        except Exception as exc:  # decide below: server gone, or this layer
+            measurement = self.runner.time_remote(session, path, inputs)
+        except Exception as exc:  # decide below: server gone, or this job
             if _alive(session, exc):
-                self.results.put(("failed", (shape, str(exc).strip().splitlines()[-1])))
+                self.results.put(("failed", (unit, str(exc).strip().splitlines()[-1])))
                 return True
-            self.work.put(shape)
-            self.results.put(("lost", f"rpc worker {index}: server lost, {shape} re-queued"))
+            self.work.put(unit)
+            self.results.put(("lost", f"rpc worker {index}: server lost, {unit} re-queued"))
             return False
-        self.results.put(("row", (shape, measurement)))
+        self.results.put(("row", (unit, measurement)))
         return True

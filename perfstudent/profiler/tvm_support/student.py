@@ -1,4 +1,10 @@
-"""Whole students in TVM: ONNX export -> ``relax.frontend.onnx.from_onnx`` -> build.
+"""Any module in TVM: ONNX export -> ``relax.frontend.onnx.from_onnx`` -> build.
+
+A chain of slot blocks or a whole student goes the same way (the ONNX export of
+:func:`perfstudent.students.export.export_module_bytes`, as for ONNX Runtime):
+:func:`onnx_module` returns the Relax module, its inputs and a tuning key that
+depends only on the graph's structure (not on its random weights), so a block
+tuned once is not tuned again when it is rebuilt with other weights.
 
 :func:`compare_with_onnxruntime` runs one input through the TVM-compiled
 student and through ONNX Runtime (same ONNX bytes) and returns both outputs,
@@ -7,6 +13,7 @@ the check behind ``perfstudent measure --backend tvm``.
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +31,40 @@ def _onnx_bytes(spec: WidthSpec, model: nn.Module | None, batch: int) -> bytes:
     from perfstudent.students.export import export_onnx_bytes
 
     return export_onnx_bytes(build(spec) if model is None else model, spec, batch)
+
+
+def structure_key(data: bytes) -> str:
+    """sha256 of an ONNX model with its initialisers' values removed (names, shapes, types kept).
+
+    Two exports of one architecture with different weights share the key: the
+    key of a MetaSchedule tuning record, which depends only on the kernels.
+    """
+    import onnx
+
+    model = onnx.load_model_from_string(data)
+    for init in model.graph.initializer:
+        dims, dtype, name = list(init.dims), init.data_type, init.name
+        init.Clear()
+        init.dims.extend(dims)
+        init.data_type, init.name = dtype, name
+    model.producer_version = ""
+    model.doc_string = ""
+    return hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()
+
+
+def input_specs(inputs: list[tuple[int, ...]]) -> list[InputSpec]:
+    """The float32 inputs of an exported module (``input``, ``input1``, ... as the export names them)."""
+    names = ["input"] + [f"input{i}" for i in range(1, len(inputs))]
+    return [(name, tuple(shape), "float32") for name, shape in zip(names, inputs, strict=True)]
+
+
+def onnx_module(module: nn.Module, inputs: list[tuple[int, ...]],
+                ) -> tuple[Any, list[InputSpec], str]:
+    """``module`` taking inputs of ``inputs`` shapes as (Relax module, its inputs, tuning key)."""
+    from perfstudent.students.export import export_module_bytes
+
+    data = export_module_bytes(module, inputs)
+    return module_from_onnx(data), input_specs(inputs), structure_key(data)
 
 
 def module_from_onnx(data: bytes) -> Any:

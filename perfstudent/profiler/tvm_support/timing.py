@@ -1,8 +1,13 @@
-"""Time a Relax VM function with ``time_evaluator`` under the TimingProtocol.
+"""Time a Relax VM function with TVM's ``time_evaluator`` (remote boards over RPC).
 
-Works for a local VM and for one on an RPC session: the inputs are set with
-``vm.set_input`` and ``invoke_stateful`` is timed, so no tensors cross the
-wire per call.
+Used by the remote runner (:mod:`perfstudent.profiler.remote`): a board behind
+an RPC tracker is timed by ``time_evaluator``, which loops on the board itself,
+not by the interleaved protocol of :mod:`perfstudent.profiler.timing` (that
+protocol calls each item from this process, one RPC round trip per call, and
+has no canary on the board). In-process TVM runs go through that protocol
+(:class:`perfstudent.profiler.backends.tvm_backend.TvmBackend`). The inputs are
+set with ``vm.set_input`` and ``invoke_stateful`` is timed, so no tensors cross
+the wire per call.
 """
 
 from __future__ import annotations
@@ -30,24 +35,24 @@ def _evaluate(vm: Any, dev: Any, number: int, repeat: int, min_repeat_ms: int) -
 
 
 def time_vm(vm: Any, dev: Any, protocol: TimingProtocol) -> Measurement:
-    """Measure ``vm["main"]`` (inputs already set with ``vm.set_input``).
+    """Measure ``vm["main"]`` (inputs already set with ``vm.set_input``) with ``time_evaluator``.
 
-    One call estimates the cost ``c``; warm-up runs ``ceil(warmup_s / c)``
-    calls; each of ``repeats`` blocks runs ``inner = ceil(block_s / c)`` calls
-    (``min_repeat_ms = block_s`` lets TVM raise it if ``c`` was over-estimated).
-    Re-measured up to ``remeasure`` times while IQR/median > ``noise_threshold``.
+    Not the interleaved protocol (see the module docstring): one call estimates
+    the cost ``c``; warm-up runs ``ceil(warmup_s / c)`` calls; then
+    ``protocol.rounds`` consecutive samples of ``inner = ceil(block_s / c)``
+    calls each (``min_repeat_ms = block_s`` lets TVM raise the count if ``c``
+    was over-estimated). The samples' figure is ``protocol.estimator``; the
+    measurement is flagged noisy when their relative IQR exceeds
+    ``protocol.noise_threshold`` (it is not re-measured). ``canary_every``,
+    ``slow_factor``, ``extra_rounds`` and ``group`` do not apply here.
     """
     estimate = max(_evaluate(vm, dev, 1, 1, 0)[0], 1e-7)
     if protocol.warmup_s > 0:
         _evaluate(vm, dev, max(1, math.ceil(protocol.warmup_s / estimate)), 1, 0)
     inner = max(1, math.ceil(protocol.block_s / estimate))
     min_ms = max(1, int(protocol.block_s * 1000))
-    measurement = None
-    for _attempt in range(protocol.remeasure + 1):
-        repeats_ms = [s * 1e3 for s in _evaluate(vm, dev, inner, protocol.repeats, min_ms)]
-        measurement = Measurement.from_repeats(repeats_ms, inner, protocol.warmup_s)
-        if measurement.rel_iqr <= protocol.noise_threshold:
-            return measurement
-    assert measurement is not None
-    return Measurement.from_repeats(list(measurement.repeats_ms), inner, protocol.warmup_s,
-                                    noisy=True)
+    samples_ms = [s * 1e3 for s in _evaluate(vm, dev, inner, protocol.rounds, min_ms)]
+    measurement = Measurement.from_samples(samples_ms, inner, protocol.estimator)
+    if measurement.spread > protocol.noise_threshold:
+        return Measurement.from_samples(samples_ms, inner, protocol.estimator, noisy=True)
+    return measurement

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -77,6 +78,7 @@ class TuningState:
         assert self.db_dir is not None
         self.db_dir.mkdir(parents=True, exist_ok=True)
         if key is None or key not in self._tuned_keys():
+            _drop_unnamed_handlers()
             ms.relax_integration.tune_relax(
                 mod=fused, params={}, target=self.target, work_dir=str(self.db_dir),
                 max_trials_global=self.trials,
@@ -87,6 +89,21 @@ class TuningState:
                 self._mark_tuned(key)
         with self.target, tvm.transform.PassContext(opt_level=3):
             return relax.transform.MetaScheduleApplyDatabase(work_dir=str(self.db_dir))(fused)
+
+
+def _drop_unnamed_handlers(name: str = "tvm.s_tir.meta_schedule") -> None:
+    """Detach unnamed handlers from MetaSchedule's logger before a tuning run.
+
+    ``tune_relax`` re-configures that logger with ``logging.config.dictConfig``,
+    listing its current handlers *by name*, and fails (``'NoneType' object has no
+    attribute 'format'``) on one without a name. After a first tuning run the
+    logger no longer propagates, and pytest (9) then attaches its unnamed capture
+    handlers to it, so a second tuning run in one test process failed. dictConfig
+    replaces the logger's handlers anyway, so detaching them first changes nothing else.
+    """
+    logger = logging.getLogger(name)
+    for handler in [h for h in logger.handlers if h.get_name() is None]:
+        logger.removeHandler(handler)
 
 
 def export_cross(compiler: str, mod: Any) -> str:
