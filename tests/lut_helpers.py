@@ -22,16 +22,16 @@ def measurement(ms: float, spread: float = 0.0) -> Measurement:
     return Measurement.from_samples([ms, ms + spread, ms + 2 * spread], inner=10, estimator="min")
 
 
-def block(width: int, full: int = 16, cin: int = 16, size: int = 8, run: int = 2) -> BlockShape:
+def block(width: int, full: int = 16, cin: int = 16, size: int = 8) -> BlockShape:
     """A basic block ``cin -> width -> cin`` (3x3 convs) at ``size`` x ``size``."""
     layers = (ConvShape("conv2d", cin, full, size, size, kernel=3, padding=1, epilogue="bn+relu"),
               ConvShape("conv2d", full, cin, size, size, kernel=3, padding=1, epilogue="bn+add+relu"))
-    return BlockShape("BasicBlock", layers, full, width, run)
+    return BlockShape("BasicBlock", layers, full, width)
 
 
 def lone_rows(values: dict[int, float], **kwargs: Any) -> dict[Chain, Measurement]:
-    """One-block chains of :func:`block` with the given cost per width."""
-    return {Chain(block(w, **kwargs), 1): measurement(ms) for w, ms in values.items()}
+    """Chains of :func:`block` alone (a slot without neighbours) with the given cost per width."""
+    return {Chain(block(w, **kwargs)): measurement(ms) for w, ms in values.items()}
 
 
 def fill_lut(table: Any, fp: Fingerprint, family: str, input_size: int, fixed_ms: float = 0.1,
@@ -46,7 +46,8 @@ def fill_lut(table: Any, fp: Fingerprint, family: str, input_size: int, fixed_ms
     model = StaircaseModel()
     fam = get_family(family)
     spec = fam.full_spec(input_size, in_channels)
-    for slot, b in fam.block_shapes(spec).items():
-        for w in sorted({1, *range(step, b.full + 1, step), b.full}):
-            table.add(fp, Chain(b.at(w), 1), measurement(model.slot_ms(spec, slot, w)))
+    for slot, chain in fam.slot_chains(spec).items():
+        table.add(fp, Chain(chain.block), measurement(model.slot_ms(spec, slot, chain.block.full)))
+        for w in sorted({1, *range(step, chain.block.full + 1, step), chain.block.full}):
+            table.add(fp, chain.at(w), measurement(model.slot_ms(spec, slot, w)))
     table.set_overhead(fp, spec_context(spec), fixed_ms, {"points": []})

@@ -35,16 +35,19 @@ def test_time_shape(name: str, shape: ConvShape) -> None:
 
 
 @pytest.mark.parametrize("name", ["torch", "onnxruntime"])
-def test_a_chain_of_blocks_runs_and_computes_the_blocks(name: str) -> None:
+def test_a_block_between_its_neighbours_runs(name: str) -> None:
     from perfstudent.blockshape import Chain
     from perfstudent.profiler.chains import chain_job
 
     spec = full_spec("resnet20", input_size=8)
-    block = get_family("resnet20").block_shapes(spec)["layer2.1"].at(5)
-    module, inputs = chain_job(spec, "layer2.1", Chain(block, 3)).build()
-    assert len(module) == 3 and inputs == [(1, 32, 4, 4)]
+    context = get_family("resnet20").slot_chains(spec)["layer2.1"].at(5)
+    module, inputs = chain_job(spec, "layer2.1", context).build()
+    assert len(module) == 3 and inputs == [(1, 16, 8, 8)]  # layer2.0 (downsampling) comes first
     x = torch.randn(*inputs[0])
-    assert module(x).shape == x.shape and module[0].conv1.out_channels == 5
+    assert module(x).shape == (1, 32, 4, 4)
+    assert [b.conv1.out_channels for b in module] == [32, 5, 32]  # neighbours at full width
+    alone, inputs = chain_job(spec, "layer2.1", Chain(context.block)).build()
+    assert len(alone) == 1 and inputs == [(1, 32, 4, 4)]
     backend = get_backend(name, get_device("local"), threads=1)
     m = backend.measure([backend.prepare(module, inputs)], FAST)[0]
     assert m.ms > 0 and len(m.samples_ms) == FAST.rounds

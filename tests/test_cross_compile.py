@@ -57,14 +57,13 @@ def test_missing_cross_compiler_names_the_package(tmp_path: Path,
 def test_pi4_board_library_is_aarch64(tmp_path: Path) -> None:
     """The Relax VM library TrackerRunner uploads to a Pi (a LUT job: a chain of blocks
     through ONNX) is an AArch64 shared object."""
-    from perfstudent.blockshape import Chain
     from perfstudent.profiler.chains import chain_job
     from perfstudent.profiler.tvm_support.student import onnx_module
     from perfstudent.students import full_spec, get_family
 
     spec = full_spec("resnet20", input_size=8)
-    block = get_family("resnet20").block_shapes(spec)["layer1.0"].at(6)
-    mod, _inputs, _key = onnx_module(*chain_job(spec, "layer1.0", Chain(block, 2)).build())
+    chain = get_family("resnet20").slot_chains(spec)["layer1.1"].at(6)
+    mod, _inputs, _key = onnx_module(*chain_job(spec, "layer1.1", chain).build())
     executable = build_module(mod, resolve_target(get_device("pi4")))
     path = export_shared(executable, tmp_path / "chain.so", CXX)
     assert elf_machine(path) == 183

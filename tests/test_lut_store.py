@@ -12,7 +12,7 @@ from perfstudent.errors import InputError
 from perfstudent.lut import LatencyTable, default_lut_path
 from tests.lut_helpers import block, fingerprint, measurement
 
-CHAIN = Chain(block(5), copies=2)
+CHAIN = Chain(block(5), before=block(16), after=block(16))
 
 
 def test_rows_round_trip_with_raw_samples_and_replace(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ CTX = {"family": "resnet20", "input_size": 8, "in_channels": 3, "num_classes": 1
 
 
 def shape(width: int) -> Chain:
-    return Chain(block(width, full=64), 1)
+    return Chain(block(width, full=64))
 
 
 def filled(path: Path, values: dict[int, float], threads: int = 1) -> LatencyTable:
@@ -84,5 +84,5 @@ def test_import_of_an_export_reproduces_the_table(values: dict[int, float], thre
             import_frame(dst, read_frame(Path(tmp) / "x.csv"))
             assert content(dst) == content(src)
             view = dst.view(fingerprint(threads))
-            assert all(view.block_ms(shape(c).block) == pytest.approx(v) for c, v in values.items())
+            assert all(view.chain_ms(shape(c)) == pytest.approx(v) for c, v in values.items())
         src.close()

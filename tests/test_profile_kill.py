@@ -38,15 +38,14 @@ def _rows(path: Path) -> dict[str, str]:
 
 
 def expected_chains() -> set[Chain]:
-    """Every series at its coarse widths per residue class mod 4 (ORT's default ``all``), a block
-    without a shortcut conv (an identity block) in chains of 1 and max(2, run) copies."""
+    """Every context at its coarse widths per class (multiples of 4 and the others: ORT's
+    default ``all``), and each distinct block alone at full width (the anchors)."""
     spec, fam = full_spec("resnet20", 8), get_family("resnet20")
     chains = set()
-    for series in {b.series() for b in fam.block_shapes(spec).values()}:
-        copies = (1, max(2, series.run)) if len(series.layers) == 2 else (1,)
-        for members in class_members(series.full, 4):
-            for position in coarse_positions(len(members), 4):
-                chains |= {Chain(series.at(members[position]), k) for k in copies}
+    for context in set(fam.slot_chains(spec).values()):
+        chains.add(Chain(context.block))
+        for members in class_members(context.block.full, 4):
+            chains |= {context.at(members[p]) for p in coarse_positions(len(members), 4)}
     return chains
 
 

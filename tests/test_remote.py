@@ -28,13 +28,13 @@ from tests import rpc_servers
 
 FAST = TimingProtocol(warmup_s=0.0, block_s=0.005, rounds=3, extra_rounds=0, canary_every=0)
 SPEC = full_spec("resnet20", input_size=8)
-BLOCKS = get_family("resnet20").block_shapes(SPEC)
-#: LUT jobs of resnet20 at 8x8: (slot, width, copies in the chain)
-JOBS = [chain_job(SPEC, slot, Chain(BLOCKS[slot].at(width), copies))
-        for slot, width, copies in [("layer1.0", 4, 1), ("layer1.0", 4, 2), ("layer1.0", 9, 1),
-                                    ("layer1.0", 16, 2), ("layer2.0", 8, 1), ("layer2.0", 32, 1),
-                                    ("layer2.1", 12, 1), ("layer2.1", 20, 2), ("layer3.0", 16, 1),
-                                    ("layer3.1", 30, 1)]]
+CONTEXTS = get_family("resnet20").slot_chains(SPEC)
+#: LUT jobs of resnet20 at 8x8: (slot, width, between its neighbours or alone)
+JOBS = [chain_job(SPEC, slot, CONTEXTS[slot].at(width) if near else Chain(CONTEXTS[slot].block.at(width)))
+        for slot, width, near in [("layer1.0", 4, False), ("layer1.0", 4, True), ("layer1.0", 9, False),
+                                  ("layer1.0", 16, True), ("layer2.0", 8, False), ("layer2.0", 32, False),
+                                  ("layer2.1", 12, False), ("layer2.1", 20, True), ("layer3.0", 16, False),
+                                  ("layer3.1", 30, False)]]
 CHAINS = [job.chain for job in JOBS]
 
 

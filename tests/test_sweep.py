@@ -1,9 +1,9 @@
 """The sweep's series, residue classes, adaptive refinement, overhead term and resume.
 
 The runner below is a test double for the *device*: it answers each chain with a
-known cost formula (``copies · block(w) + entry``) and each network with ``Σ blocks
-+ 0.2 ms``, so the sweep logic can be checked against exact expectations; real
-timing is covered in test_backends and the CLI tests.
+known cost formula (its blocks' costs + an entry cost) and each network with
+``Σ blocks + 0.2 ms``, so the sweep logic can be checked against exact
+expectations; real timing is covered in test_backends and the CLI tests.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from perfstudent.blockshape import BlockShape
+from perfstudent.blockshape import BlockShape, Chain
 from perfstudent.lut import Fingerprint, LatencyTable
 from perfstudent.profiler.chains import Job
 from perfstudent.profiler.measurement import Measurement
@@ -43,9 +43,9 @@ def two_staircases(block: BlockShape) -> float:
 
 
 def row_cost(block: BlockShape, cost: Callable[[BlockShape], float] = step_cost) -> float:
-    """What the LUT should hold: the block's cost, plus the chain's entry for a lone block."""
-    lone = len(block.layers) == 3  # a downsampling block is timed alone
-    return cost(block) + (ENTRY_MS if lone else 0.0)
+    """What the LUT should hold: the block's cost plus its anchor's entry (the block alone at full
+    width: ``anchor + T(chain at w) - T(chain at full)``; the neighbours cancel)."""
+    return cost(block) + ENTRY_MS
 
 
 class FormulaRunner:
@@ -65,7 +65,8 @@ class FormulaRunner:
             if self.fail_after is not None and len(self.calls) >= self.fail_after:
                 raise KeyboardInterrupt
             self.calls.append(job)
-            ms = job.chain.copies * self.cost(job.chain.block) + ENTRY_MS
+            chain = job.chain
+            ms = sum(self.cost(b) for b in (chain.before, chain.block, chain.after) if b) + ENTRY_MS
             on_result(job, measurement(ms, self.spread * ms))
 
     def network_ms(self, spec: WidthSpec) -> float:
@@ -82,11 +83,13 @@ class FormulaRunner:
 CONFIG = SweepConfig("resnet20", input_size=8)
 
 
+def contexts(spec: WidthSpec) -> list[Chain]:
+    return list(dict.fromkeys(get_family(spec.family).slot_chains(spec).values()))
+
+
 def exhaustive_rows(spec: WidthSpec) -> int:
-    """Every (series, width, chain length): identity blocks in two chains, the others in one."""
-    series = dict.fromkeys(b.series() for b in get_family(spec.family).block_shapes(spec).values())
-    return sum(b.full * (2 if b.layers[0].stride == 1 and b.layers[0].cin == b.layers[-1].cout else 1)
-               for b in series)
+    """Every (context, width), plus one anchor per distinct block (the block alone at full)."""
+    return sum(c.block.full for c in contexts(spec)) + len({c.block for c in contexts(spec)})
 
 
 def test_classes_and_the_coarse_grid() -> None:
@@ -104,9 +107,8 @@ def test_exhaustive_measures_every_row_once_and_fits_the_overhead(tmp_path: Path
         assert len(runner.calls) == len({j.chain for j in runner.calls}) == exhaustive_rows(spec)
         assert table.count(fingerprint()) == report.measured == len(runner.calls)
         view = table.view(fingerprint())
-    # Identity blocks are chain slopes (entry cancelled); the two downsampling blocks are timed
-    # alone, so the overhead term is FIXED_MS minus their two entries.
-    assert report.overhead_ms == pytest.approx(FIXED_MS - 2 * ENTRY_MS)
+    # every slot row carries its anchor's entry, so the overhead term is FIXED_MS minus nine
+    assert report.overhead_ms == pytest.approx(FIXED_MS - 9 * ENTRY_MS)
     student = spec.with_widths({"layer1.2": 3, "layer2.0": 30, "layer3.1": 41})
     assert view.predict(student).total_ms == pytest.approx(runner.network_ms(student))
 
@@ -118,9 +120,9 @@ def test_adaptive_finds_the_staircase_with_fewer_measurements(tmp_path: Path) ->
         view = table.view(fingerprint())
     spec = full_spec("resnet20", 8)
     assert len(runner.calls) <= 0.6 * exhaustive_rows(spec)
-    for block in dict.fromkeys(b.series() for b in get_family("resnet20").block_shapes(spec).values()):
-        for w in range(1, block.full + 1):
-            assert view.block_ms(block.at(w)) == pytest.approx(row_cost(block.at(w)))
+    for context in contexts(spec):
+        for w in range(1, context.block.full + 1):
+            assert view.chain_ms(context.at(w)) == pytest.approx(row_cost(context.block.at(w)))
     student = spec.with_widths({"layer2.1": 13, "layer3.0": 37})
     assert view.predict(student).total_ms == pytest.approx(runner.network_ms(student))
 
@@ -132,9 +134,10 @@ def test_residue_classes_follow_two_interleaved_staircases(tmp_path: Path) -> No
         view = table.view(fingerprint(width_alignment=4))
     spec = full_spec("resnet20", 8)
     assert len(runner.calls) <= 0.8 * exhaustive_rows(spec)
-    for block in dict.fromkeys(b.series() for b in get_family("resnet20").block_shapes(spec).values()):
-        for w in range(1, block.full + 1):
-            assert view.block_ms(block.at(w)) == pytest.approx(row_cost(block.at(w), two_staircases))
+    for context in contexts(spec):
+        for w in range(1, context.block.full + 1):
+            assert view.chain_ms(context.at(w)) == pytest.approx(row_cost(context.block.at(w),
+                                                                          two_staircases))
 
 
 def test_differences_within_the_noise_are_not_chased(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ class Clock:
         self.t, self.slow, self.factor = 0.0, list(slow), factor
         self.log: list[tuple[str, float]] = []
 
-    def item(self, name: str, cost_s: float):  # noqa: ANN201 - a zero-argument callable
+    def item(self, name: str, cost_s: float):
         def call() -> None:
             slow = any(a <= self.t < b for a, b in self.slow)
             self.log.append((name, self.t))
@@ -34,7 +34,7 @@ class Clock:
     def guard(self, protocol: TimingProtocol = PROTOCOL) -> DriftGuard:
         return DriftGuard(self.item("canary", 0.0005), protocol, self.timer, self.sleep)
 
-    def timer(self, fn, inner: int) -> float:  # noqa: ANN001 - the BlockTimer signature
+    def timer(self, fn, inner: int) -> float:
         start = self.t
         for _ in range(inner):
             fn()

@@ -40,10 +40,10 @@ SHAPES = [
 SPEC = full_spec("resnet20", input_size=8)
 
 
-def job(slot: str, width: int, copies: int) -> Job:
-    """The LUT job of ``copies`` blocks of ``slot`` at ``width`` (resnet20 at 8x8)."""
-    block = get_family(SPEC.family).block_shapes(SPEC)[slot].at(width)
-    return chain_job(SPEC, slot, Chain(block, copies))
+def job(slot: str, width: int, neighbours: bool) -> Job:
+    """The LUT job of ``slot`` at ``width``, between its neighbours or alone (resnet20 at 8x8)."""
+    context = get_family(SPEC.family).slot_chains(SPEC)[slot].at(width)
+    return chain_job(SPEC, slot, context if neighbours else Chain(context.block))
 
 
 def torch_reference(shape: ConvShape, arrays: list[np.ndarray]) -> np.ndarray:
@@ -95,14 +95,14 @@ def test_time_shape_returns_a_measurement() -> None:
     assert min(m.samples_ms) <= m.ms <= max(m.samples_ms)
 
 
-@pytest.mark.parametrize(("slot", "width", "copies"), [("layer1.0", 5, 2), ("layer2.0", 7, 1)])
-def test_chain_through_onnx_matches_pytorch(slot: str, width: int, copies: int) -> None:
+@pytest.mark.parametrize(("slot", "width", "neighbours"), [("layer1.1", 5, True), ("layer2.0", 7, False)])
+def test_chain_through_onnx_matches_pytorch(slot: str, width: int, neighbours: bool) -> None:
     """What ``prepare`` builds (ONNX export -> Relax -> build) computes the chain's output."""
     from tvm import relax
 
     from perfstudent.profiler.tvm_support.student import onnx_module
 
-    module, inputs = job(slot, width, copies).build()
+    module, inputs = job(slot, width, neighbours).build()
     mod, specs, _key = onnx_module(module, inputs)
     assert [dims for _n, dims, _t in specs] == inputs
     dev = tvm.cpu()
@@ -118,18 +118,19 @@ def test_chain_through_onnx_matches_pytorch(slot: str, width: int, copies: int) 
 def test_tuning_key_follows_the_structure_not_the_weights() -> None:
     from perfstudent.profiler.tvm_support.student import onnx_module
 
-    def key(slot: str, width: int, copies: int) -> str:
-        return onnx_module(*job(slot, width, copies).build())[2]
+    def key(slot: str, width: int, neighbours: bool) -> str:
+        return onnx_module(*job(slot, width, neighbours).build())[2]
 
-    first = key("layer1.0", 5, 2)
-    assert key("layer1.0", 5, 2) == first  # rebuilt with other random weights: same key
-    assert len({first, key("layer1.0", 6, 2), key("layer1.0", 5, 1), key("layer2.0", 5, 1)}) == 4
+    first = key("layer1.1", 5, True)
+    assert key("layer1.1", 5, True) == first  # rebuilt with other random weights: same key
+    assert len({first, key("layer1.1", 6, True), key("layer1.1", 5, False),
+                key("layer2.0", 5, False)}) == 4
 
 
 def test_prepared_jobs_are_timed_together() -> None:
     """``prepare`` -> zero-argument calls that run the VM; ``measure`` times them interleaved."""
     backend = get_backend("tvm", get_device("local"), threads=1)
-    jobs = [job("layer1.0", 4, 1), job("layer1.0", 4, 2), job("layer3.0", 20, 1)]
+    jobs = [job("layer1.0", 4, False), job("layer1.1", 4, True), job("layer3.0", 20, False)]
     items = [backend.prepare(*j.build()) for j in jobs]
     assert all(item() is None for item in items)  # invoke_stateful: outputs stay in the VM
     ms = backend.measure(items, FAST)
@@ -144,7 +145,7 @@ def test_canary_guards_the_tvm_measurements() -> None:
     guarded = TimingProtocol(warmup_s=0.0, block_s=0.002, rounds=3, extra_rounds=2,
                              canary_every=1, noise_threshold=10.0)
     backend = get_backend("tvm", get_device("local"), threads=1)
-    m = backend.measure([backend.prepare(*job("layer1.0", 3, 1).build())], guarded)[0]
+    m = backend.measure([backend.prepare(*job("layer1.0", 3, False).build())], guarded)[0]
     assert backend._guard is not None and backend._guard.fn is not None
     # three baseline samples, then one canary sample after each of the item's samples
     assert len(backend._guard.samples) == 3 + len(m.samples_ms) + len(m.slow_ms)
@@ -197,7 +198,7 @@ def test_cuda_is_built_only_when_a_gpu_is_present() -> None:
     if tvm.cuda(0).exist:
         backend = get_backend("tvm", cuda)
         assert backend.time_shape(SHAPES[0], FAST).ms > 0
-        item = backend.prepare(*job("layer1.0", 4, 2).build())
+        item = backend.prepare(*job("layer1.1", 4, True).build())
         assert backend.measure([item], FAST)[0].ms > 0
     else:
         with pytest.raises(InputError, match="NVIDIA GPU"):

@@ -70,10 +70,9 @@ def plan(ctx: Context, strategy: str, budget_label: str, budgets_path: Path, tea
          saliency_path: Path | None, out: Path) -> None:
     """``make_plan`` on the teacher's spec for one strategy and budget; saved as JSON."""
     from perfstudent.distill.runs import load_run
+    from perfstudent.students.margin import conformal_margin
     from perfstudent.students.planner import make_plan
     from perfstudent.students.saliency import Saliency
-
-    from perfstudent.students.margin import conformal_margin
 
     budget = load_budgets(budgets_path)[budget_label]
     device, backend, threads = ctx.device

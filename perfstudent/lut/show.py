@@ -14,20 +14,20 @@ if TYPE_CHECKING:
 def coverage(view: LatencyView, family: str, input_size: int | None = None,
              in_channels: int | None = None, num_classes: int | None = None,
              batch: int = 1) -> tuple[int, int, int]:
-    """(measured, answerable, total) over every (slot block, width) ``family`` can have."""
+    """(measured, answerable, total) over every (slot context, width) ``family`` can have."""
     from perfstudent.students import get_family
 
     fam = get_family(family)
-    blocks = {b.series() for b in fam.block_shapes(fam.full_spec(input_size, in_channels, num_classes),
-                                                    batch).values()}
+    contexts = set(fam.slot_chains(fam.full_spec(input_size, in_channels, num_classes),
+                                   batch).values())
     measured = answerable = total = 0
-    for series in blocks:
-        for width in range(1, series.full + 1):
-            block = series.at(width)
+    for context in contexts:
+        for width in range(1, context.block.full + 1):
+            chain = context.at(width)
             total += 1
-            measured += block in view.blocks
+            measured += chain in view.values
             try:
-                view.block_ms(block)
+                view.chain_ms(chain)
                 answerable += 1
             except InputError:
                 pass

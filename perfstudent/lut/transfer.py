@@ -5,8 +5,9 @@ One flat table, one line per LUT row (``kind = chain``) or overhead term
 Chain key or overhead context, JSON), ``ms``, ``measurement`` (the full
 Measurement with its raw samples, or the overhead data, JSON), ``measured_at``,
 plus readable columns for analysis (the block's kind, input channels, size,
-stride, slot width and full width, run, copies). Import refuses rows that collide with different values
-unless told which side wins; identical duplicates are skipped.
+stride, slot width and full width, whether it was timed alone). Import refuses
+rows that collide with different values unless told which side wins; identical
+duplicates are skipped.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from perfstudent.lut.store import LatencyTable
 
 COLUMNS = ["kind", "fingerprint_id", "fingerprint", "key", "ms", "measurement", "measured_at"]
-SHAPE_COLUMNS = ["block", "cin", "cout", "size", "stride", "width", "full", "run", "copies"]
+SHAPE_COLUMNS = ["block", "cin", "cout", "size", "stride", "width", "full", "alone"]
 CONFLICT_POLICIES = ("error", "keep", "replace")
 
 
@@ -56,7 +57,7 @@ def _readable(key: str) -> dict[str, Any]:
     first, last = chain.block.layers[0], chain.block.layers[-1]
     return {"block": chain.block.kind, "cin": first.cin, "cout": last.cout, "size": first.height,
             "stride": first.stride, "width": chain.block.width, "full": chain.block.full,
-            "run": chain.block.run, "copies": chain.copies}
+            "alone": chain.alone}
 
 
 def export_table(table: LatencyTable, out: Path, fmt: str) -> int:

@@ -3,13 +3,15 @@
 **The model.** ``predict(spec) = fixed_ms(spec) + Σ_slots slot_ms(spec, slot, w_slot)``.
 
 - ``slot_ms`` is the cost of the block that holds the slot, at the slot's width,
-  inside a run of identical blocks (:class:`~perfstudent.blockshape.BlockShape`):
-  from two chains of the block, ``(T(K blocks) - T(1 block)) / (K - 1)``, so the
-  chain's own entry and exit cancel; a block that changes the stream's shape has
-  only the one-block chain, entry and exit included (the same at every width).
+  *in its neighbourhood*: from a chain of the block between the blocks around
+  it in the network (:class:`~perfstudent.blockshape.Chain`),
+  ``slot_ms(w) = T(block alone, full width) + T(chain at w) - T(chain at full)``.
+  The difference carries what changing the width does to the block *and* to
+  the layout and fusions of its neighbours; the anchor puts it on the scale of
+  the block itself.
 - ``fixed_ms`` is one number per fingerprint and context (family, input size,
   channels, classes, batch): the stem, the head, the graph's own entry and exit
-  and whatever the blocks' rows leave out, measured by the sweep as the median
+  and the neighbours' share at full width, measured by the sweep as the median
   of ``network - Σ slot_ms`` over calibration networks. It does not depend on the
   widths, so the planner's knapsack (:mod:`perfstudent.students.slotcost`) sees
   exactly this model: a plan's predicted latency is ``predict(plan.spec)``.
@@ -19,11 +21,12 @@ the runtime runs channel counts that are multiples of ``g`` on one kernel path
 and the others on another (ONNX Runtime at ``all``: multiples of 4 in NCHWc
 blocks, the rest in plain NCHW kernels; two staircases interleaved), a width is
 answered from the measured widths of its own class, aligned or not (``g`` is
-the fingerprint's ``width_alignment`` setting, 1 elsewhere: one class). With ``a < w < b`` the nearest measured
-widths of the class around ``w``, the answer is the straight line between their
-costs, so it lies between two measurements (a step between adjacent measured
-widths stays a step); below the smallest measured width of the class the
-answer is that width's cost; above the largest there is none (no extrapolation).
+the fingerprint's ``width_alignment`` setting, 1 elsewhere: one class). With
+``a < w < b`` the nearest measured widths of the class around ``w``, the answer
+is the straight line between their costs, so it lies between two measurements
+(a step between adjacent measured widths stays a step); below the smallest
+measured width of the class the answer is that width's cost; above the largest
+there is none (no extrapolation).
 
 *Error bound.* The answer is within ``|T(b) - T(a)|`` of the truth whenever the
 cost is monotone on ``[a, b]`` within the class; the adaptive sweep
@@ -38,7 +41,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from perfstudent.blockshape import BlockShape, Chain
+from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError
 
 if TYPE_CHECKING:
@@ -68,18 +71,16 @@ class Prediction:
                 "per_slot": [{"slot": s, "width": w, "ms": ms} for s, w, ms in self.per_slot]}
 
 
-def block_values(rows: dict[Chain, Measurement]) -> dict[BlockShape, float]:
-    """Each measured block's cost in ms (the module docstring): a chain slope or a lone block."""
-    chains: dict[BlockShape, dict[int, float]] = {}
-    for chain, m in rows.items():
-        chains.setdefault(chain.block, {})[chain.copies] = m.ms
+def chain_values(rows: dict[Chain, Measurement]) -> dict[Chain, float]:
+    """Each measured chain's slot cost in ms (the module docstring)."""
     values = {}
-    for block, by_copies in chains.items():
-        longest = max(by_copies)
-        if 1 in by_copies and longest > 1:
-            values[block] = (by_copies[longest] - by_copies[1]) / (longest - 1)
-        elif 1 in by_copies:
-            values[block] = by_copies[1]
+    for chain, m in rows.items():
+        if chain.alone:  # a slot without neighbours, or the anchor of one with them
+            values[chain] = m.ms
+            continue
+        context, anchor = chain.context(), Chain(chain.block.at(chain.block.full))
+        if context in rows and anchor in rows:
+            values[chain] = rows[anchor].ms + m.ms - rows[context].ms
     return values
 
 
@@ -98,52 +99,51 @@ class LatencyView:
                              for c, m in rows.items()}
         self.overheads = dict(overheads or {})
         self.alignment = max(1, int(fingerprint.settings.get("width_alignment", 1) or 1))
-        self.blocks = block_values(self.measurements)
-        series: dict[tuple[BlockShape, int], list[tuple[int, float]]] = {}
-        for block, ms in self.blocks.items():
-            series.setdefault((block.series(), self._class(block.width)), []).append(
-                (block.width, ms))
+        self.values = chain_values(self.measurements)
+        series: dict[tuple[Chain, bool], list[tuple[int, float]]] = {}
+        for chain, ms in self.values.items():
+            series.setdefault((chain.context(), self._class(chain.block.width)), []).append(
+                (chain.block.width, ms))
         self._series = {k: ([w for w, _ in sorted(v)], [ms for _, ms in sorted(v)])
                         for k, v in series.items()}
-        self._slot_blocks: dict[tuple[str, int], dict[str, BlockShape]] = {}
+        self._slot_chains: dict[tuple[str, int], dict[str, Chain]] = {}
 
     def _class(self, width: int) -> bool:
         """True for an aligned width (a multiple of the alignment; every width when it is 1)."""
         return width % self.alignment == 0
 
-    def block_ms(self, block: BlockShape) -> float:
-        """Cost of ``block`` in ms: measured, else interpolated in its class (module docstring)."""
-        if block in self.blocks:
-            return self.blocks[block]
-        found = self._series.get((block.series(), self._class(block.width)))
+    def chain_ms(self, chain: Chain) -> float:
+        """Slot cost of ``chain`` in ms: measured, else interpolated in its class (module docstring)."""
+        if chain in self.values:
+            return self.values[chain]
+        found = self._series.get((chain.context(), self._class(chain.block.width)))
         if found is not None:
             widths, values = found
-            i = bisect.bisect_left(widths, block.width)
+            w = chain.block.width
+            i = bisect.bisect_left(widths, w)
             if i < len(widths):
                 if i == 0:
                     return values[0]
                 a, b = widths[i - 1], widths[i]
-                return values[i - 1] + (values[i] - values[i - 1]) * (block.width - a) / (b - a)
+                return values[i - 1] + (values[i] - values[i - 1]) * (w - a) / (b - a)
         fp = self.fingerprint
         raise InputError(
-            f"the LUT has no row for {block.label()} ({fp.label()}) and no measured neighbour to "
-            f"answer from; fill it with `perfstudent profile --device {fp.device} --backend "
-            f"{fp.backend} --threads {fp.threads} --arch ARCH --input-size N`")
+            f"the LUT has no row for {chain.block.label()} in its context ({fp.label()}) and no "
+            f"measured neighbour to answer from; fill it with `perfstudent profile --device "
+            f"{fp.device} --backend {fp.backend} --threads {fp.threads} --arch ARCH --input-size N`")
 
-    def slot_blocks(self, spec: WidthSpec, batch: int = 1) -> dict[str, BlockShape]:
-        """Each slot's block at ``spec``'s widths (cached per context)."""
+    def slot_chains(self, spec: WidthSpec, batch: int = 1) -> dict[str, Chain]:
+        """Each slot's chain at ``spec``'s widths (the contexts are cached per family context)."""
         from perfstudent.students import get_family
 
         cache_key = (context_key(spec, batch), batch)
-        if cache_key not in self._slot_blocks:
-            full = get_family(spec.family).full_spec(spec.input_size, spec.in_channels,
-                                                     spec.num_classes)
-            self._slot_blocks[cache_key] = get_family(spec.family).block_shapes(full, batch)
-        return {s: b.at(spec.widths[s]) for s, b in self._slot_blocks[cache_key].items()}
+        if cache_key not in self._slot_chains:
+            self._slot_chains[cache_key] = get_family(spec.family).slot_chains(spec, batch)
+        return {s: c.at(spec.widths[s]) for s, c in self._slot_chains[cache_key].items()}
 
     def slot_ms(self, spec: WidthSpec, slot: str, width: int, batch: int = 1) -> float:
         """Cost of ``slot``'s block at ``width`` inside ``spec``'s family, in ms."""
-        return self.block_ms(self.slot_blocks(spec, batch)[slot].at(width))
+        return self.chain_ms(self.slot_chains(spec, batch)[slot].at(width))
 
     def has_overhead(self, spec: WidthSpec, batch: int = 1) -> bool:
         return context_key(spec, batch) in self.overheads
@@ -160,9 +160,13 @@ class LatencyView:
                 f"--input-size {spec.input_size}`")
         return self.overheads[key][0]
 
+    def predict_slots(self, spec: WidthSpec, batch: int = 1) -> list[tuple[str, int, float]]:
+        """``(slot, width, slot_ms)`` of every slot of ``spec``."""
+        chains = self.slot_chains(spec, batch)
+        return [(slot, spec.widths[slot], self.chain_ms(chains[slot])) for slot in spec.widths]
+
     def predict(self, spec: WidthSpec, batch: int = 1) -> Prediction:
         """``fixed_ms + Σ slot_ms`` in ms."""
         fixed = self.fixed_ms(spec, batch)
-        blocks = self.slot_blocks(spec, batch)
-        per_slot = [(slot, spec.widths[slot], self.block_ms(blocks[slot])) for slot in spec.widths]
+        per_slot = self.predict_slots(spec, batch)
         return Prediction(fixed + sum(ms for _, _, ms in per_slot), fixed, per_slot)

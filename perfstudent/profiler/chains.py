@@ -1,4 +1,4 @@
-"""Chains of slot blocks: the modules a LUT row times (:class:`~perfstudent.blockshape.Chain`)."""
+"""The modules a LUT row times (:class:`~perfstudent.blockshape.Chain`), and the jobs that build them."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import torch
 from torch import nn
 
 from perfstudent.blockshape import Chain
@@ -28,24 +27,22 @@ class Job:
     build: Builder = field(compare=False, repr=False)
 
 
-def chain_module(spec: WidthSpec, slot: str, width: int, copies: int,
+def chain_module(spec: WidthSpec, slot: str, width: int, neighbours: bool = True,
                  batch: int = 1) -> tuple[nn.Module, InputShapes]:
-    """``copies`` blocks of ``slot`` at ``width`` in a row (each with its own weights)."""
-    family = get_family(spec.family)
-    probe = spec.with_widths({slot: width})
-    blocks = [family.slot_block(probe, slot) for _ in range(copies)]
-    return nn.Sequential(*blocks).eval(), [family.block_input(spec, slot, batch)]
+    """The block of ``slot`` at ``width``, between its neighbours at full width if ``neighbours``.
 
-
-def keeps_shape(spec: WidthSpec, slot: str, batch: int = 1) -> bool:
-    """True if the block of ``slot`` returns a tensor of its input's shape (it can be chained)."""
+    ``spec`` gives the other slots' widths (the full spec in a sweep); every
+    block has its own random weights.
+    """
     family = get_family(spec.family)
-    shape = family.block_input(spec, slot, batch)
-    with torch.no_grad():
-        out = family.slot_block(spec.with_widths({slot: 1}), slot).eval()(torch.zeros(*shape))
-    return tuple(out.shape) == shape
+    before, after = family.slot_neighbours(spec, batch)[slot] if neighbours else (None, None)
+    blocks = [family.slot_block(spec, before)] if before else []
+    blocks.append(family.slot_block(spec.with_widths({slot: width}), slot))
+    blocks += [family.slot_block(spec, after)] if after else []
+    first = before or slot
+    return nn.Sequential(*blocks).eval(), [family.block_input(spec, first, batch)]
 
 
 def chain_job(spec: WidthSpec, slot: str, chain: Chain, batch: int = 1) -> Job:
     """The job that times ``chain``, built from ``slot`` of ``spec``'s family."""
-    return Job(chain, lambda: chain_module(spec, slot, chain.block.width, chain.copies, batch))
+    return Job(chain, lambda: chain_module(spec, slot, chain.block.width, not chain.alone, batch))

@@ -2,18 +2,19 @@
 
 Rounds over a :class:`~perfstudent.profiler.runner.Runner`:
 
-1. The *series* of the family: one per distinct slot block (identical blocks
-   share one, across families too when their run length matches; see
-   :mod:`perfstudent.blockshape`). A block that keeps its input's shape is timed
-   in two chains (1 and ``max(2, run)`` copies) per width, one that changes it
-   in one chain of a single block (:class:`~perfstudent.blockshape.Chain`).
+1. The *contexts* of the family: one per distinct (previous block, slot block,
+   next block) of the full network (identical ones share rows, across
+   families too). Each width of a context is one row: the block at that width
+   between its neighbours at full width (:class:`~perfstudent.blockshape.Chain`);
+   each context also has one row of its block alone at full width, the anchor
+   of its costs (:mod:`perfstudent.lut.view`).
 2. Widths are split into two classes, the multiples of ``g`` and the others
    (``g``: the runner's width alignment; ONNX Runtime at ``all`` runs channel
    counts that are multiples of 4 in NCHWc blocks and the rest in plain kernels,
    two staircases interleaved; ``g = 1`` elsewhere, one class). Round 0 takes each
    class's first and last width and every ``len(class) // coarse_points``-th one
    (every width with ``exhaustive``).
-3. Adaptive rounds, per class of each series, with ``T(w)`` the block's cost:
+3. Adaptive rounds, per class of each context, with ``T(w)`` the slot cost:
    an open interval ``(a, b)`` of measured widths (with class members inside) is
    closed as *flat* when ``|T(b) - T(a)| <= tol · max(T(a), T(b))``; otherwise
    its middle member ``m`` is measured. Next round, if ``T(m)`` lies within
@@ -44,9 +45,9 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from perfstudent.blockshape import BlockShape, Chain
+from perfstudent.blockshape import Chain
 from perfstudent.lut.view import LatencyView, context_key, spec_context
-from perfstudent.profiler.chains import Job, chain_job, keeps_shape
+from perfstudent.profiler.chains import Job, chain_job
 from perfstudent.profiler.timing import timed_seconds
 from perfstudent.students import get_family
 from perfstudent.students.sampling import sample_students, uniform_student
@@ -59,8 +60,6 @@ if TYPE_CHECKING:
     from perfstudent.students.widthspec import WidthSpec
 
 CALIBRATION_FRACTIONS = (1.0, 0.75, 0.5, 0.25)
-#: Longest chain a row is timed in (resnet110's stages have 17 identical blocks).
-MAX_COPIES = 8
 
 
 @dataclass(frozen=True)
@@ -147,18 +146,14 @@ def _split(probes: Probes, cost: dict[int, float], tol: dict[int, float], confir
 
 @dataclass
 class _Series:
-    """One slot block over its widths: a representative slot, the chains per width."""
+    """One context over its slot widths: a representative slot, its chain at full width."""
 
-    block: BlockShape          # at full width
+    chain: Chain               # at full width
     slot: str
-    copies: tuple[int, ...]    # (1,) or (1, K)
-    classes: list[list[int]]   # widths by residue class
-
-    def chains(self, width: int) -> list[Chain]:
-        return [Chain(self.block.at(width), k) for k in self.copies]
+    classes: list[list[int]]   # widths by class
 
     def label(self) -> str:
-        return self.block.label().replace(f"[{self.block.full}/", "[w/")
+        return self.chain.label().replace(f"[{self.chain.block.full}/", "[w/")
 
 
 class _Sweep:
@@ -174,14 +169,10 @@ class _Sweep:
                         disable=not progress, dynamic_ncols=True)
 
     def series(self) -> list[_Series]:
-        family, g = get_family(self.spec.family), max(1, self.runner.width_alignment())
-        found: dict[BlockShape, _Series] = {}
-        for slot, block in family.block_shapes(self.spec, self.config.batch).items():
-            if block in found:
-                continue
-            chained = keeps_shape(self.spec, slot, self.config.batch)
-            copies = (1, min(MAX_COPIES, max(2, block.run))) if chained else (1,)
-            found[block] = _Series(block, slot, copies, class_members(block.full, g))
+        g = max(1, self.runner.width_alignment())
+        found: dict[Chain, _Series] = {}
+        for slot, chain in get_family(self.spec.family).slot_chains(self.spec, self.config.batch).items():
+            found.setdefault(chain, _Series(chain, slot, class_members(chain.block.full, g)))
         return list(found.values())
 
     def _store(self, job: Job, measurement: Measurement) -> None:
@@ -199,14 +190,16 @@ class _Sweep:
             self.bar.set_postfix_str(f"round {self.report.rounds}")
             self.runner.run(todo, self._store)
 
-    def jobs(self, series: _Series, widths: list[int]) -> list[Job]:
-        return [chain_job(self.spec, series.slot, c, self.config.batch)
-                for w in widths for c in series.chains(w)]
+    def jobs(self, series: _Series, widths: list[int], anchor: bool = False) -> list[Job]:
+        chains = [series.chain.at(w) for w in widths]
+        if anchor and not series.chain.alone:  # the block alone at full width
+            chains.append(Chain(series.chain.block))
+        return [chain_job(self.spec, series.slot, c, self.config.batch) for c in chains]
 
     def cost(self, view: LatencyView, series: _Series, width: int) -> tuple[float, float]:
-        """(T(w) in ms, its tolerance: max(config, half the rows' relative IQR))."""
-        spread = max(view.measurements[c].spread for c in series.chains(width))
-        return view.block_ms(series.block.at(width)), max(self.config.tolerance, 0.5 * spread)
+        """(T(w) in ms, its tolerance: max(config, half the row's relative IQR))."""
+        chain = series.chain.at(width)
+        return view.chain_ms(chain), max(self.config.tolerance, 0.5 * view.measurements[chain].spread)
 
     def run(self) -> SweepReport:
         all_series = self.series()
@@ -219,8 +212,10 @@ class _Sweep:
         probes: dict[tuple[int, int], Probes] | None = None
         g = max(1, self.runner.width_alignment())
         while pending:
+            first = self.report.rounds == 0
             self.run_round([j for (i, c), ps in pending.items()
-                            for j in self.jobs(all_series[i], [all_series[i].classes[c][p] for p in ps])])
+                            for j in self.jobs(all_series[i], [all_series[i].classes[c][p] for p in ps],
+                                               anchor=first)])
             if self.config.exhaustive:
                 break
             view = LatencyView(self.fp, self.table.rows(self.fp))
@@ -275,8 +270,7 @@ def measure_overhead(table: LatencyTable, runner: Runner, spec: WidthSpec, batch
 
 
 def _slots(view: LatencyView, spec: WidthSpec, batch: int) -> list[tuple[str, int, float]]:
-    blocks = view.slot_blocks(spec, batch)
-    return [(s, spec.widths[s], view.block_ms(blocks[s])) for s in spec.widths]
+    return view.predict_slots(spec, batch)
 
 
 def sweep(table: LatencyTable, runner: Runner, config: SweepConfig,

@@ -110,6 +110,10 @@ class DenseNetFamily(Family):
         walker.linear("fc", spec.num_classes)
         return walker.layers
 
+    def block_output(self, spec: WidthSpec, slot: str, batch: int = 1) -> tuple[int, int, int, int]:
+        conv1, conv2 = (layer.shape for layer in self.layers(spec, batch) if layer.slot == slot)
+        return (batch, conv1.cin + conv2.cout, conv2.out_height, conv2.out_width)
+
     def slot_block(self, spec: WidthSpec, slot: str) -> nn.Module:
         conv1, conv2 = (layer.shape for layer in self.layers(spec) if layer.slot == slot)
         return Bottleneck(conv1.cin, spec.widths[slot], conv2.cout)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from perfstudent.blockshape import BlockShape
+from perfstudent.blockshape import BlockShape, Chain
 from perfstudent.convshape import ConvShape
 from perfstudent.errors import SpecError
 
@@ -124,24 +124,46 @@ class Family(ABC):
         """
         return self.build(spec).get_submodule(slot)
 
-    def block_shapes(self, spec: WidthSpec, batch: int = 1) -> dict[str, BlockShape]:
-        """Each slot's :class:`BlockShape` at ``spec``'s widths, with its run length.
+    def block_output(self, spec: WidthSpec, slot: str, batch: int = 1) -> tuple[int, int, int, int]:
+        """``(batch, C, H, W)`` of the block's output (the default runs the block once)."""
+        import torch
 
-        The run of a slot is the number of consecutive slots whose blocks are
-        identical at full width (a stage's identity blocks).
-        """
+        with torch.no_grad():
+            out = self.slot_block(spec, slot).eval()(torch.zeros(*self.block_input(spec, slot, batch)))
+        n, c, h, w = out.shape
+        return (int(n), int(c), int(h), int(w))
+
+    def block_shapes(self, spec: WidthSpec, batch: int = 1) -> dict[str, BlockShape]:
+        """Each slot's :class:`BlockShape` at ``spec``'s widths."""
         full = self.full_spec(spec.input_size, spec.in_channels, spec.num_classes)
-        series = {slot: (tuple(layer.shape for layer in self.block_layers(full, slot, batch)),
-                         full.widths[slot]) for slot in spec.widths}
-        runs: list[list[str]] = []
-        for slot in spec.widths:
-            if runs and series[runs[-1][0]] == series[slot]:
-                runs[-1].append(slot)
-            else:
-                runs.append([slot])
-        run_of = {slot: len(group) for group in runs for slot in group}
-        return {slot: BlockShape(self.block_kind, layers, width_full, spec.widths[slot], run_of[slot])
-                for slot, (layers, width_full) in series.items()}
+        return {slot: BlockShape(self.block_kind,
+                                 tuple(layer.shape for layer in self.block_layers(full, slot, batch)),
+                                 full.widths[slot], spec.widths[slot]) for slot in spec.widths}
+
+    def slot_neighbours(self, spec: WidthSpec, batch: int = 1) -> dict[str, tuple[str | None, str | None]]:
+        """Each slot's previous and next slot in the network, where their tensors connect
+        (the previous block's output is this block's input; None at the stem, the head, or a
+        transition layer between them)."""
+        slots = list(spec.widths)
+        io = {s: (self.block_input(spec, s, batch), self.block_output(spec, s, batch)) for s in slots}
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for i, slot in enumerate(slots):
+            before = slots[i - 1] if i > 0 and io[slots[i - 1]][1] == io[slot][0] else None
+            after = slots[i + 1] if i + 1 < len(slots) and io[slot][1] == io[slots[i + 1]][0] else None
+            out[slot] = (before, after)
+        return out
+
+    def slot_chains(self, spec: WidthSpec, batch: int = 1) -> dict[str, Chain]:
+        """Each slot's :class:`Chain`: its block at ``spec``'s width between its neighbours
+        (:meth:`slot_neighbours`) at full width."""
+        full = self.full_spec(spec.input_size, spec.in_channels, spec.num_classes)
+        blocks = self.block_shapes(full, batch)
+        chains = {}
+        for slot, (before, after) in self.slot_neighbours(full, batch).items():
+            chains[slot] = Chain(blocks[slot].at(spec.widths[slot]),
+                                 None if before is None else blocks[before],
+                                 None if after is None else blocks[after])
+        return chains
 
     def full_spec(self, input_size: int | None = None, in_channels: int | None = None,
                   num_classes: int | None = None) -> WidthSpec:
