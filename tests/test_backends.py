@@ -46,8 +46,8 @@ def test_a_block_between_its_neighbours_runs(name: str) -> None:
     x = torch.randn(*inputs[0])
     assert module(x).shape == (1, 32, 4, 4)
     assert [b.conv1.out_channels for b in module] == [32, 5, 32]  # neighbours at full width
-    alone, inputs = chain_job(spec, "layer2.1", Chain(context.block)).build()
-    assert len(alone) == 1 and inputs == [(1, 32, 4, 4)]
+    alone, alone_inputs = chain_job(spec, "layer2.1", Chain(context.block)).build()
+    assert len(alone) == 1 and alone_inputs == [(1, 32, 4, 4)]
     backend = get_backend(name, get_device("local"), threads=1)
     m = backend.measure([backend.prepare(module, inputs)], FAST)[0]
     assert m.ms > 0 and len(m.samples_ms) == FAST.rounds

@@ -111,7 +111,7 @@ class NumpyRunner:
     def run(self, jobs: Sequence[Job], on_result: Callable[[Job, Measurement], None]) -> None:
         self.calls.append(list(jobs))
         for job in jobs:
-            on_result(job, _matmul_ms(job.chain.block.width * job.chain.copies))
+            on_result(job, _matmul_ms(job.chain.block.width))
 
     def time_models(self, specs: Sequence[WidthSpec]) -> list[Measurement]:
         self.model_calls.append(list(specs))
@@ -123,7 +123,7 @@ class NumpyRunner:
 
 SPEC = full_spec("resnet20", input_size=8)
 BLOCK = get_family("resnet20").block_shapes(SPEC)["layer1.0"]
-JOBS = [chain_job(SPEC, "layer1.0", Chain(BLOCK.at(w), 1)) for w in (1, 4, 8, 12, 16)]
+JOBS = [chain_job(SPEC, "layer1.0", Chain(BLOCK.at(w))) for w in (1, 4, 8, 12, 16)]
 
 
 def test_guard_refuses_a_throttled_batch_and_remeasures(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ def point(series: str, budget: float | None, lat: float, acc: float, seed: int =
                     kind="train" if series == "teacher" else "distill",
                     strategy=None if series == "teacher" else series, seed=seed, data="digits",
                     family="resnet20", budget_ms=budget, predicted_ms=budget, acc=acc,
-                    latency_ms=lat, p10_ms=lat, p90_ms=lat, noisy=False, measured_now=False)
+                    latency_ms=lat, spread=0.0, noisy=False, measured_now=False)
 
 
 @pytest.fixture
