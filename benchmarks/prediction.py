@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import RESULTS, conditions  # noqa: E402
+from _common import RESULTS, conditions
 
 OUT = RESULTS / "prediction"
 SETTINGS = {"ort-all": ["--backend", "onnxruntime", "-o", "opt_level=all"],
@@ -192,6 +192,7 @@ def table() -> str:
     """The README table from the results present."""
     lines = ["| family @input | setting | predictor | ±5% | ±10% | MAPE | bias | ρ |",
              "|---|---|---|---|---|---|---|---|"]
+    drifts = []
     for path in sorted(OUT.glob("validate_*.json")):
         data = json.loads(path.read_text())
         summary = data["report"]["summary"]
@@ -203,6 +204,13 @@ def table() -> str:
             lines.append(f"| {data['family']} @{data['input_size']} | {data['setting']} | {label} | "
                          f"{100 * r['within_5pct']:.0f}% | {100 * r['within_10pct']:.0f}% | "
                          f"{r['mape_pct']:.1f}% | {r['bias_pct']:+.1f}% | {r['spearman']:.3f} |")
+        if "drift_since_sweep_pct" in summary:
+            d = summary["drift_since_sweep_pct"]
+            drifts.append(f"{data['family']} @{data['input_size']} {data['setting']}: {d['median']:+.1f}% "
+                          f"({d['min']:+.1f}% to {d['max']:+.1f}%)")
+    if drifts:
+        lines += ["", "Drift between the sweep and the validation (the sweep's calibration networks "
+                      "measured again): " + "; ".join(drifts) + "."]
     lines += ["", "| family @input | setting | sweep wall (s) | rows | of exhaustive | overhead share |",
               "|---|---|---|---|---|---|"]
     for path in sorted(OUT.glob("sweep_*.json")):
@@ -211,7 +219,8 @@ def table() -> str:
         lines.append(f"| {d['family']} @{d['input_size']} | {d['setting']} | {d['report']['wall_s']:.0f} | "
                      f"{d['report']['measured']} | {100 * d['measured_share']:.0f}% | "
                      f"{'' if share is None else f'{100 * share:+.0f}%'} |")
-    lines += ["", "| family @input | setting | plans | measured ≤ budget | median slack |", "|---|---|---|---|---|"]
+    lines += ["", "| family @input | setting | plans | measured ≤ budget | median slack |",
+              "|---|---|---|---|---|"]
     for path in sorted(OUT.glob("budget_*.json")):
         d = json.loads(path.read_text())
         lines.append(f"| {d['family']} @{d['input_size']} | {d['setting']} | {len(d['plans'])} | "
@@ -251,8 +260,10 @@ def main() -> None:
             if "sweep" in steps:
                 print(json.dumps(sweep_step(family, size, setting, lut, args.force)["report"]), flush=True)
             if "validate" in steps:
-                summary = validate_step(family, size, setting, lut, args.samples, args.force)["report"]["summary"]
-                print(json.dumps({k: summary[k] for k in ("lut", "noise_floor")}), flush=True)
+                found = validate_step(family, size, setting, lut, args.samples, args.force)
+                summary = found["report"]["summary"]
+                print(json.dumps({k: summary.get(k) for k in ("lut", "noise_floor", "drift_since_sweep_pct")}),
+                      flush=True)
             if "budget" in steps and setting != "ort-extended":
                 d = budget_step(family, size, setting, lut, args.budgets, args.workdir, args.force)
                 print(f"budget: {d['within_share']:.0%} within, median slack {d['median_slack']:.1%}",

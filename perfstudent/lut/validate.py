@@ -23,6 +23,11 @@ Predictors, side by side:
 
 Metrics: share within ±5% and ±10% of measured, MAPE (mean |pred/meas - 1|),
 bias (mean signed error), Spearman ρ (Pearson correlation of the ranks).
+
+*Drift since the sweep*: the calibration networks the sweep fitted the overhead
+term on are measured again with the students; ``now / then - 1`` says how much
+the machine (or the runtime's state) moved between profiling and validating,
+the part of the LUT's error that no model of the network can remove.
 """
 
 from __future__ import annotations
@@ -117,12 +122,18 @@ class ValidationReport:
     pass_b_ms: list[float] = field(default_factory=list)
     predicted: dict[str, list[float]] = field(default_factory=dict)
     macs_fit: dict[str, float] = field(default_factory=dict)
+    drift: list[float] = field(default_factory=list)  # calibration networks: now / at the sweep - 1
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"samples": len(self.measured_ms)}
         for name, values in self.predicted.items():
             out[name] = scores(values, self.measured_ms)
         out["noise_floor"] = scores(self.pass_a_ms, self.pass_b_ms)
+        if self.drift:
+            out["drift_since_sweep_pct"] = {"median": float(100 * np.median(self.drift)),
+                                            "min": float(100 * min(self.drift)),
+                                            "max": float(100 * max(self.drift)),
+                                            "networks": len(self.drift)}
         return out
 
     def residuals(self) -> list[float]:
@@ -151,7 +162,26 @@ class ValidationReport:
             lines.append(f"  {label:<12}{100 * r['within_5pct']:>5.0f}%{100 * r['within_10pct']:>6.0f}%"
                          f"{r['mape_pct']:>7.2f}%{r['bias_pct']:>+7.2f}%{r['spearman']:>8.3f}")
         lines.append("  (noise floor: the same students measured twice, pass A against pass B)")
+        if "drift_since_sweep_pct" in s:
+            d = s["drift_since_sweep_pct"]
+            lines.append(f"  drift since the sweep: {d['median']:+.1f}% (range {d['min']:+.1f}% to "
+                         f"{d['max']:+.1f}%) over its {d['networks']} calibration networks measured again")
         return "\n".join(lines)
+
+
+def _sweep_networks(view: LatencyView, base: WidthSpec) -> list[tuple[WidthSpec, float]]:
+    """The calibration networks the sweep measured for ``base``'s context, and their ms then."""
+    from perfstudent.lut.view import context_key
+
+    found = view.overheads.get(context_key(base))
+    points = found[1].get("points", []) if found else []
+    out = []
+    for p in points:
+        try:
+            out.append((base.with_widths(p["widths"]), float(p["net_ms"])))
+        except (KeyError, TypeError, ValueError, InputError):
+            continue  # an older or foreign record: no drift figure from it
+    return out
 
 
 def _macs(spec: WidthSpec) -> int:
@@ -199,7 +229,8 @@ def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
     shapes: list[ConvShape] = []
     if "isolated" in predictors:
         shapes = list(dict.fromkeys(layer.shape for _, s in students for layer in conv_shapes(s)))
-    specs = [s for _, s in students] + calibration
+    then = _sweep_networks(view, base)
+    specs = [s for _, s in students] + calibration + [s for s, _ in then]
     size = protocol.group
     groups = [[backend.prepare_model(s) for s in specs[i:i + size]] for i in range(0, len(specs), size)]
     groups += [[backend.prepare_shape(sh) for sh in shapes[i:i + size]]
@@ -218,8 +249,11 @@ def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
                                                     strict=True)}
         report.predicted["isolated"] = [sum(iso[layer.shape] for layer in conv_shapes(s))
                                         for _, s in students]
+    m = n + len(calibration)
+    report.drift = [_joined(x, y) / ms - 1 for (_, ms), x, y in zip(then, a[m:len(specs)],
+                                                                    b[m:len(specs)], strict=True)]
     if "macs" in predictors:
-        cal_ms = [_joined(x, y) for x, y in zip(a[n:len(specs)], b[n:len(specs)], strict=True)]
+        cal_ms = [_joined(x, y) for x, y in zip(a[n:m], b[n:m], strict=True)]
         slope, intercept = np.polyfit([_macs(s) for s in calibration], cal_ms, 1)
         report.macs_fit = {"ms_per_gmac": float(slope * 1e9), "intercept_ms": float(intercept)}
         report.predicted["macs"] = [float(intercept + slope * _macs(s)) for _, s in students]
