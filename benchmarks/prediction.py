@@ -262,8 +262,8 @@ def main() -> None:
             if "validate" in steps:
                 found = validate_step(family, size, setting, lut, args.samples, args.force)
                 summary = found["report"]["summary"]
-                print(json.dumps({k: summary.get(k) for k in ("lut", "noise_floor", "drift_since_sweep_pct")}),
-                      flush=True)
+                keys = ("lut", "noise_floor", "drift_since_sweep_pct")
+                print(json.dumps({k: summary.get(k) for k in keys}), flush=True)
             if "budget" in steps and setting != "ort-extended":
                 d = budget_step(family, size, setting, lut, args.budgets, args.workdir, args.force)
                 print(f"budget: {d['within_share']:.0%} within, median slack {d['median_slack']:.1%}",
