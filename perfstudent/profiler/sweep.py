@@ -196,44 +196,55 @@ class _Sweep:
             chains.append(Chain(series.chain.block))
         return [chain_job(self.spec, series.slot, c, self.config.batch) for c in chains]
 
-    def cost(self, view: LatencyView, series: _Series, width: int) -> tuple[float, float]:
-        """(T(w) in ms, its tolerance: max(config, half the row's relative IQR))."""
-        chain = series.chain.at(width)
-        return view.chain_ms(chain), max(self.config.tolerance, 0.5 * view.measurements[chain].spread)
-
     def run(self) -> SweepReport:
-        all_series = self.series()
-        # per (series, class): measured positions; the positions map to widths via the class list
-        keys = [(i, c) for i, s in enumerate(all_series) for c in range(len(s.classes))]
-        size = {k: len(all_series[k[0]].classes[k[1]]) for k in keys}
-        taken = {k: list(range(size[k])) if self.config.exhaustive
-                 else coarse_positions(size[k], self.config.coarse_points) for k in keys}
-        pending = {k: list(v) for k, v in taken.items()}
-        probes: dict[tuple[int, int], Probes] | None = None
         g = max(1, self.runner.width_alignment())
+        walks = [_Walk(series, members, list(range(len(members))) if self.config.exhaustive
+                       else coarse_positions(len(members), self.config.coarse_points))
+                 for series in self.series() for members in series.classes]
+        pending = {i: walk.widths(walk.taken) for i, walk in enumerate(walks)}
         while pending:
             first = self.report.rounds == 0
-            self.run_round([j for (i, c), ps in pending.items()
-                            for j in self.jobs(all_series[i], [all_series[i].classes[c][p] for p in ps],
-                                               anchor=first)])
+            self.run_round([job for i, widths in pending.items()
+                            for job in self.jobs(walks[i].series, widths, anchor=first)])
             if self.config.exhaustive:
                 break
             view = LatencyView(self.fp, self.table.rows(self.fp))
-            both = {k: {p: self.cost(view, all_series[k[0]], all_series[k[0]].classes[k[1]][p])
-                        for p in ps} for k, ps in taken.items()}
-            costs = {k: {p: c for p, (c, _) in d.items()} for k, d in both.items()}
-            tols = {k: {p: t for p, (_, t) in d.items()} for k, d in both.items()}
-            probes = ({k: _probe([(iv, False) for iv in itertools.pairwise(ps)], costs[k], tols[k])
-                       for k, ps in taken.items()} if probes is None
-                      else {k: _split(p, costs[k], tols[k], max(1, CONFIRM_ABOVE // g))
-                            for k, p in probes.items()})
-            pending = {k: sorted({m for m, _ in p.values()}) for k, p in probes.items() if p}
-            for k, mids in pending.items():
-                taken[k] = sorted(set(taken[k]) | set(mids))
-        for i, s in enumerate(all_series):
-            self.report.widths[s.label()] = sorted(
-                s.classes[c][p] for (j, c), ps in taken.items() if j == i for p in ps)
+            steps = {i: walk.step(view, self.config.tolerance, max(1, CONFIRM_ABOVE // g))
+                     for i, walk in enumerate(walks)}
+            pending = {i: widths for i, widths in steps.items() if widths}
+        for walk in walks:
+            self.report.widths.setdefault(walk.series.label(), []).extend(walk.widths(walk.taken))
+        for widths in self.report.widths.values():
+            widths.sort()
         return self.report
+
+
+@dataclass
+class _Walk:
+    """The adaptive refinement of one class of one context's widths (module docstring, 3)."""
+
+    series: _Series
+    members: list[int]          # the class's widths, ascending; positions index this list
+    taken: list[int]            # measured positions
+    probes: Probes | None = None
+
+    def widths(self, positions: list[int]) -> list[int]:
+        return [self.members[p] for p in positions]
+
+    def step(self, view: LatencyView, tolerance: float, confirm_above: int) -> list[int]:
+        """After a round: the next widths to measure (none when every interval is closed)."""
+        cost, tol = {}, {}
+        for p in self.taken:
+            chain = self.series.chain.at(self.members[p])
+            cost[p] = view.chain_ms(chain)
+            tol[p] = max(tolerance, 0.5 * view.measurements[chain].spread)
+        if self.probes is None:
+            self.probes = _probe([(iv, False) for iv in itertools.pairwise(self.taken)], cost, tol)
+        else:
+            self.probes = _split(self.probes, cost, tol, confirm_above)
+        mids = sorted({m for m, _ in self.probes.values()})
+        self.taken = sorted(set(self.taken) | set(mids))
+        return self.widths(mids)
 
 
 def calibration_specs(spec: WidthSpec, count: int, seed: int = 0) -> list[WidthSpec]:
