@@ -17,7 +17,7 @@ from perfstudent.blockshape import BlockShape, Chain
 from perfstudent.lut import Fingerprint, LatencyTable
 from perfstudent.profiler.chains import Job
 from perfstudent.profiler.measurement import Measurement
-from perfstudent.profiler.sweep import SweepConfig, class_members, coarse_positions, sweep
+from perfstudent.profiler.sweep import SweepConfig, class_members, coarse_positions, fit_overhead, sweep
 from perfstudent.students import full_spec, get_family
 from perfstudent.students.widthspec import WidthSpec
 from tests.lut_helpers import fingerprint, measurement
@@ -167,3 +167,34 @@ def test_killed_sweep_resumes_without_measuring_twice(tmp_path: Path) -> None:
         again = FormulaRunner()
         report = sweep(table, again, CONFIG, progress=False)
         assert again.calls == [] and report.measured == 0
+
+
+def test_the_overhead_fit_recovers_fixed_and_scale() -> None:
+    points = [(rows, 0.3 + 1.2 * rows) for rows in (0.5, 0.8, 1.1, 1.6)]
+    fixed, scale, how = fit_overhead(points)
+    assert (fixed, scale) == (pytest.approx(0.3), pytest.approx(1.2)) and how == "least squares"
+    wild = [(0.5, 0.1), (0.6, 2.0), (0.7, 5.0)]  # a slope of 24: refused, median residual instead
+    fixed, scale, how = fit_overhead(wild)
+    assert scale == 1.0 and fixed == pytest.approx(1.4) and "median" in how
+    assert fit_overhead([(1.0, 1.5), (1.0, 1.7)])[1] == 1.0  # too few distinct points
+
+
+class ColdNetworkRunner(FormulaRunner):
+    """Blocks cost 25% more inside the whole network than in their chains (cold caches)."""
+
+    def network_ms(self, spec: WidthSpec) -> float:
+        blocks = get_family(spec.family).block_shapes(spec)
+        return 1.25 * sum(self.cost(b) + ENTRY_MS for b in blocks.values()) + FIXED_MS
+
+
+def test_a_network_dearer_than_its_chains_is_predicted_through_the_scale(tmp_path: Path) -> None:
+    runner = ColdNetworkRunner()
+    with LatencyTable.open(tmp_path / "l.sqlite") as table:
+        report = sweep(table, runner, CONFIG, progress=False)
+        view = table.view(fingerprint())
+    spec = full_spec("resnet20", 8)
+    assert view.scale(spec) == pytest.approx(1.25) and report.overhead_ms == pytest.approx(FIXED_MS)
+    for student in (spec.with_widths({"layer2.1": 13, "layer3.0": 37}), spec.with_widths({"layer1.0": 1})):
+        assert view.predict(student).total_ms == pytest.approx(runner.network_ms(student))
+    assert view.slot_ms(spec, "layer2.1", 13) == pytest.approx(1.25 * view.slot_rows(
+        spec.with_widths({"layer2.1": 13}))[4][2])

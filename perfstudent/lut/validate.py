@@ -27,7 +27,10 @@ bias (mean signed error), Spearman ρ (Pearson correlation of the ranks).
 *Drift since the sweep*: the calibration networks the sweep fitted the overhead
 term on are measured again with the students; ``now / then - 1`` says how much
 the machine (or the runtime's state) moved between profiling and validating,
-the part of the LUT's error that no model of the network can remove.
+the part of the LUT's error that no model of the network can remove. As a
+diagnostic, not a verdict, the report adds ``lut, drift-corrected``: the LUT's
+predictions times ``1 + median drift``, i.e. what the LUT's model would score had
+the machine not moved.
 """
 
 from __future__ import annotations
@@ -155,11 +158,11 @@ class ValidationReport:
         kinds = ", ".join(f"{k} {self.kinds.count(k)}" for k in dict.fromkeys(self.kinds))
         lines = [f"{self.family} @{self.input_size}: {s['samples']} students ({kinds}), "
                  f"estimator {self.estimator}",
-                 f"  {'predictor':<12}{'±5%':>6}{'±10%':>7}{'MAPE':>8}{'bias':>8}{'ρ':>8}"]
+                 f"  {'predictor':<22}{'±5%':>6}{'±10%':>7}{'MAPE':>8}{'bias':>8}{'ρ':>8}"]
         for name in [*self.predicted, "noise_floor"]:
             r = s[name]
             label = "noise floor" if name == "noise_floor" else name
-            lines.append(f"  {label:<12}{100 * r['within_5pct']:>5.0f}%{100 * r['within_10pct']:>6.0f}%"
+            lines.append(f"  {label:<22}{100 * r['within_5pct']:>5.0f}%{100 * r['within_10pct']:>6.0f}%"
                          f"{r['mape_pct']:>7.2f}%{r['bias_pct']:>+7.2f}%{r['spearman']:>8.3f}")
         lines.append("  (noise floor: the same students measured twice, pass A against pass B)")
         if "drift_since_sweep_pct" in s:
@@ -252,6 +255,9 @@ def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
     m = n + len(calibration)
     report.drift = [_joined(x, y) / ms - 1 for (_, ms), x, y in zip(then, a[m:len(specs)],
                                                                     b[m:len(specs)], strict=True)]
+    if report.drift:
+        factor = 1 + float(np.median(report.drift))
+        report.predicted["lut, drift-corrected"] = [p * factor for p in lut]
     if "macs" in predictors:
         cal_ms = [_joined(x, y) for x, y in zip(a[n:m], b[n:m], strict=True)]
         slope, intercept = np.polyfit([_macs(s) for s in calibration], cal_ms, 1)

@@ -2,19 +2,23 @@
 
 **The model.** ``predict(spec) = fixed_ms(spec) + Σ_slots slot_ms(spec, slot, w_slot)``.
 
-- ``slot_ms`` is the cost of the block that holds the slot, at the slot's width,
-  *in its neighbourhood*: from a chain of the block between the blocks around
-  it in the network (:class:`~perfstudent.blockshape.Chain`),
-  ``slot_ms(w) = T(block alone, full width) + T(chain at w) - T(chain at full)``.
+- A *row value* is the cost of the block that holds a slot, at the slot's
+  width, *in its neighbourhood*: from a chain of the block between the blocks
+  around it in the network (:class:`~perfstudent.blockshape.Chain`),
+  ``row(w) = T(block alone, full width) + T(chain at w) - T(chain at full)``.
   The difference carries what changing the width does to the block *and* to
   the layout and fusions of its neighbours; the anchor puts it on the scale of
   the block itself.
-- ``fixed_ms`` is one number per fingerprint and context (family, input size,
-  channels, classes, batch): the stem, the head, the graph's own entry and exit
-  and the neighbours' share at full width, measured by the sweep as the median
-  of ``network - Σ slot_ms`` over calibration networks. It does not depend on the
-  widths, so the planner's knapsack (:mod:`perfstudent.students.slotcost`) sees
-  exactly this model: a plan's predicted latency is ``predict(plan.spec)``.
+- ``slot_ms = scale · row`` and ``fixed_ms`` are fitted per fingerprint and
+  context (family, input size, channels, classes, batch) by the sweep, by least
+  squares of ``network ≈ fixed + scale · Σ rows`` over calibration networks of
+  every kind. ``fixed`` is the stem, the head, the graph's own entry and exit;
+  ``scale`` is what a block costs inside the whole network over what it costs in
+  its three-block chain, where its neighbours' weights and activations stay in
+  cache (measured here: 1.03 for resnet20, 1.2 for resnet56 at 32 px). Neither
+  depends on the widths, so the planner's knapsack
+  (:mod:`perfstudent.students.slotcost`) sees exactly this model: a plan's
+  predicted latency is ``predict(plan.spec)``.
 
 **Between measured widths.** Latency is a staircase in a channel count. Where
 the runtime runs channel counts that are multiples of ``g`` on one kernel path
@@ -142,11 +146,21 @@ class LatencyView:
         return {s: c.at(spec.widths[s]) for s, c in self._slot_chains[cache_key].items()}
 
     def slot_ms(self, spec: WidthSpec, slot: str, width: int, batch: int = 1) -> float:
-        """Cost of ``slot``'s block at ``width`` inside ``spec``'s family, in ms."""
-        return self.chain_ms(self.slot_chains(spec, batch)[slot].at(width))
+        """Cost of ``slot``'s block at ``width`` inside ``spec``'s network: ``scale · row``, ms."""
+        return self.scale(spec, batch) * self.chain_ms(self.slot_chains(spec, batch)[slot].at(width))
+
+    def slot_rows(self, spec: WidthSpec, batch: int = 1) -> list[tuple[str, int, float]]:
+        """``(slot, width, row value)`` of every slot of ``spec`` (unscaled, ms)."""
+        chains = self.slot_chains(spec, batch)
+        return [(slot, spec.widths[slot], self.chain_ms(chains[slot])) for slot in spec.widths]
 
     def has_overhead(self, spec: WidthSpec, batch: int = 1) -> bool:
         return context_key(spec, batch) in self.overheads
+
+    def scale(self, spec: WidthSpec, batch: int = 1) -> float:
+        """The fitted in-network over in-chain ratio of ``spec``'s context (module docstring)."""
+        self.fixed_ms(spec, batch)  # the same error as the overhead term when it is missing
+        return float(self.overheads[context_key(spec, batch)][1].get("scale", 1.0))
 
     def fixed_ms(self, spec: WidthSpec, batch: int = 1) -> float:
         """The overhead term of ``spec``'s context in ms (module docstring)."""
@@ -161,9 +175,9 @@ class LatencyView:
         return self.overheads[key][0]
 
     def predict_slots(self, spec: WidthSpec, batch: int = 1) -> list[tuple[str, int, float]]:
-        """``(slot, width, slot_ms)`` of every slot of ``spec``."""
-        chains = self.slot_chains(spec, batch)
-        return [(slot, spec.widths[slot], self.chain_ms(chains[slot])) for slot in spec.widths]
+        """``(slot, width, slot_ms)`` of every slot of ``spec`` (scaled, ms)."""
+        scale = self.scale(spec, batch)
+        return [(s, w, scale * ms) for s, w, ms in self.slot_rows(spec, batch)]
 
     def predict(self, spec: WidthSpec, batch: int = 1) -> Prediction:
         """``fixed_ms + Σ slot_ms`` in ms."""

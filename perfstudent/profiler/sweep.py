@@ -27,7 +27,8 @@ Rounds over a :class:`~perfstudent.profiler.runner.Runner`:
    not chased).
 4. The overhead term of the family's context: ``calibration`` networks (uniform
    width fractions 1, 3/4, 1/2, 1/4 and random students of every kind) timed
-   together, ``fixed = median(network - Σ slot_ms)``; the points are kept.
+   together, and ``network ≈ fixed + scale · Σ rows`` fitted on them by least
+   squares (:func:`fit_overhead`); the points are kept.
 
 Rows already in the LUT are skipped; rows are committed as each group of the
 runner finishes, and the rounds depend only on the rows, so a killed sweep
@@ -43,6 +44,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from tqdm import tqdm
 
 from perfstudent.blockshape import Chain
@@ -258,30 +260,47 @@ def measure_overhead(table: LatencyTable, runner: Runner, spec: WidthSpec, batch
                      count: int = 12, seed: int = 0) -> float:
     """Measure, store and return the overhead term of ``spec``'s context (ms).
 
-    ``fixed = median(network - Σ slot_ms)`` over :func:`calibration_specs`, all
-    timed together (see :mod:`perfstudent.lut.view`). The points are stored with
-    the term, and its share of the full network's time.
+    The :func:`calibration_specs` networks are timed together and
+    ``network ≈ fixed + scale · Σ rows`` is fitted on them (:func:`fit_overhead`;
+    see :mod:`perfstudent.lut.view`). The points are stored with the term, and
+    the term's share of the full network's time.
     """
     fp = runner.fingerprint()
     view = LatencyView(fp, table.rows(fp))
     specs = calibration_specs(spec, count, seed)
     points: list[dict[str, Any]] = []
     for probe, net in zip(specs, runner.time_models(specs), strict=True):
-        blocks = sum(ms for _, _, ms in _slots(view, probe, batch))
+        blocks = sum(ms for _, _, ms in view.slot_rows(probe, batch))
         points.append({"widths": dict(probe.widths), "net_ms": net.ms, "blocks_ms": blocks,
                        "residual_ms": net.ms - blocks, "noisy": net.noisy,
                        "samples_ms": list(net.samples_ms)})
-    fixed = float(statistics.median(float(p["residual_ms"]) for p in points))
+    fixed, scale, how = fit_overhead([(float(p["blocks_ms"]), float(p["net_ms"])) for p in points])
     full_ms = float(points[0]["net_ms"])
     share = fixed / full_ms if full_ms > 0 else None
     table.set_overhead(fp, spec_context(spec, batch), fixed,
-                       {"points": points, "fixed_ms": fixed, "share_of_full": share,
-                        "full_ms": full_ms})
+                       {"points": points, "fixed_ms": fixed, "scale": scale, "fit": how,
+                        "share_of_full": share, "full_ms": full_ms})
     return fixed
 
 
-def _slots(view: LatencyView, spec: WidthSpec, batch: int) -> list[tuple[str, int, float]]:
-    return view.predict_slots(spec, batch)
+#: A fitted scale outside this range is refused (the median residual is used with scale 1).
+SCALE_RANGE = (0.5, 2.0)
+
+
+def fit_overhead(points: list[tuple[float, float]]) -> tuple[float, float, str]:
+    """``(fixed, scale, how)`` with ``network ≈ fixed + scale · rows`` over ``(rows, network)`` points.
+
+    Least squares when there are at least three points with different row sums
+    and the scale comes out in :data:`SCALE_RANGE`; otherwise scale 1 and
+    ``fixed = median(network - rows)``.
+    """
+    rows = np.asarray([p[0] for p in points], dtype=float)
+    nets = np.asarray([p[1] for p in points], dtype=float)
+    if len(points) >= 3 and np.ptp(rows) > 0:
+        scale, fixed = np.polyfit(rows, nets, 1)
+        if SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
+            return float(fixed), float(scale), "least squares"
+    return float(statistics.median(nets - rows)), 1.0, "median residual, scale 1"
 
 
 def sweep(table: LatencyTable, runner: Runner, config: SweepConfig,
