@@ -1,6 +1,6 @@
 """Training throughput (images/s): plain training vs attention-transfer distillation of one student.
 
-Runs the real training code (:class:`perfstudent.distill.steps.StepRunner`,
+Runs the real training code (:class:`perfstudent.distill.epoch.StepRunner`,
 augmentation included) on the same student in one process, alternating the
 variants so background load hits them alike, and reports the median of the
 repeats:
@@ -40,7 +40,7 @@ from perfstudent.distill.distributed import DistContext
 from perfstudent.distill.hooks import FeatureCapture
 from perfstudent.distill.job import Job
 from perfstudent.distill.losses import distill_loss
-from perfstudent.distill.steps import StepRunner
+from perfstudent.distill.epoch import StepRunner
 from perfstudent.distill.trainer import TrainConfig
 from perfstudent.students import build, full_spec, get_family
 

@@ -2,7 +2,7 @@
 
 With ``--lut`` holding rows (and the overhead term) for the arch at this size,
 the real LUT view is timed. Without one, the SYNTHETIC staircase latency model
-(perfstudent.students.synthetic_latency, no measured number in it) is used and
+(perfstudent.plan.synthetic, no measured number in it) is used and
 the result is labelled so: it times the planner's own work (slot curves from
 16 slots × up to 512 widths, Pareto filter, DP), which is what the target is
 about. Times include everything make_plan does (building slot curves included).
@@ -25,10 +25,10 @@ import numpy as np
 from tqdm import tqdm
 
 from perfstudent.errors import InputError
+from perfstudent.plan.planner import make_plan
+from perfstudent.plan.saliency import Saliency
+from perfstudent.plan.synthetic import StaircaseModel
 from perfstudent.students import full_spec
-from perfstudent.students.planner import make_plan
-from perfstudent.students.saliency import Saliency
-from perfstudent.students.synthetic_latency import StaircaseModel
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -37,9 +37,10 @@ def latency_model(args: argparse.Namespace) -> tuple[Any, str]:
     if args.lut is None:
         return StaircaseModel(noise=0.03), "SYNTHETIC staircase model (not measured)"
     from perfstudent.lut import LatencyTable
+    from perfstudent.pipeline import Target
 
     with LatencyTable.open(args.lut, create=False) as table:
-        view = table.view_for(args.device, args.backend, threads=args.threads)
+        view = Target(args.device, args.backend, args.threads).view(table)
     return view, f"LUT {args.lut} ({view.fingerprint.label()})"
 
 

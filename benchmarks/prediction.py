@@ -54,7 +54,6 @@ SETTINGS = {"ort-all": ["--backend", "onnxruntime", "-o", "opt_level=all"],
             "ort-extended": ["--backend", "onnxruntime", "-o", "opt_level=extended"],
             "torch": ["--backend", "torch"]}
 FAMILIES = ["resnet20:32", "resnet56:32", "wrn-16-2:32", "resnet18:224"]
-STRATEGIES = ("perf", "pruned", "uniform")
 
 
 def perfstudent(*args: str) -> str:
@@ -112,8 +111,8 @@ def validate_step(family: str, size: int, setting: str, lut: Path, samples: int,
 
 
 def synthetic_saliency(family: str, size: int, path: Path) -> Path:
+    from perfstudent.plan.saliency import Saliency
     from perfstudent.students import full_spec
-    from perfstudent.students.saliency import Saliency
 
     spec = full_spec(family, size)
     rng = np.random.default_rng(0)
@@ -129,24 +128,27 @@ def budget_step(family: str, size: int, setting: str, lut: Path, budgets: int, w
     if (found := saved(name, force)) is not None:
         return found
     from perfstudent.lut import LatencyTable
+    from perfstudent.pipeline import Target
+    from perfstudent.plan.planner import Plan
+    from perfstudent.plan.problem import build_problem
     from perfstudent.profiler.backends import get_backend
     from perfstudent.profiler.devices import get_device
     from perfstudent.profiler.measure import PROTOCOLS
     from perfstudent.students import full_spec
-    from perfstudent.students.planner import Plan
-    from perfstudent.students.slotcost import build_problem
 
     options = dict(o.split("=", 1) for o in SETTINGS[setting][3::2])
     backend_name = SETTINGS[setting][1]
     base = full_spec(family, size)
     with LatencyTable.open(lut, create=False) as table:
-        view = table.view_for("local", backend_name, 1, **options)
+        view = Target("local", backend_name, 1, options).view(table)
     full = view.predict(base).total_ms
     smallest = build_problem(view, base, {s: [1.0] * w for s, w in base.widths.items()}, 1e9).smallest_ms()
     grid = [smallest + f * (full - smallest) for f in np.linspace(0.35, 0.9, budgets)]
     sal = synthetic_saliency(family, size, workdir / f"saliency_{family}_{size}.json")
     plans = []
-    for strategy in STRATEGIES:
+    from perfstudent.plan.strategies import strategy_names
+
+    for strategy in strategy_names():
         for budget in grid:
             out = workdir / f"plan_{family}_{size}_{setting}_{strategy}_{budget:.4f}.json"
             perfstudent("plan", "--arch", family, "--input-size", str(size), *SETTINGS[setting],
@@ -193,7 +195,7 @@ def repeat_step(workdir: Path, force: bool) -> dict[str, Any]:
 def with_drift_corrected(report: dict[str, Any]) -> dict[str, Any]:
     """The report's summary, with the drift-corrected LUT scores computed if it lacks them
     (reports written before ``lut validate`` printed that diagnostic)."""
-    from perfstudent.lut.validate import scores
+    from perfstudent.pipeline.validate import scores
 
     summary = dict(report["summary"])
     drift = summary.get("drift_since_sweep_pct")

@@ -18,9 +18,9 @@ from typing import Any
 
 from budget_adherence import budget_grid, kept_by_strategy  # type: ignore[import-not-found]
 
+from perfstudent.plan.saliency import Saliency
+from perfstudent.plan.synthetic import StaircaseModel
 from perfstudent.students import full_spec
-from perfstudent.students.saliency import Saliency
-from perfstudent.students.synthetic_latency import StaircaseModel
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -43,9 +43,10 @@ def main() -> None:
         label = "SYNTHETIC staircase model (not measured)"
     else:
         from perfstudent.lut import LatencyTable
+    from perfstudent.pipeline import Target
 
         with LatencyTable.open(args.lut, create=False) as table:
-            view = table.view_for(args.device, args.backend, threads=args.threads)
+            view = Target(args.device, args.backend, args.threads).view(table)
         label = f"LUT {args.lut} ({view.fingerprint.label()})"
     base = full_spec(sal.family, sal.input_size, sal.in_channels, sal.num_classes)
     budgets, smallest, full = budget_grid(view, base, args.budgets)

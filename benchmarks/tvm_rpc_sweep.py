@@ -25,11 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
+from perfstudent.measurement import TimingProtocol  # noqa: E402
 from perfstudent.profiler.backends import get_backend  # noqa: E402
 from perfstudent.profiler.chains import chain_job  # noqa: E402
 from perfstudent.profiler.devices import Device, get_device  # noqa: E402
 from perfstudent.profiler.machine import machine_info  # noqa: E402
-from perfstudent.profiler.measurement import TimingProtocol  # noqa: E402
 from perfstudent.profiler.remote import TrackerRunner  # noqa: E402
 from perfstudent.students import full_spec, get_family  # noqa: E402
 from tests import rpc_servers  # noqa: E402

@@ -7,7 +7,7 @@ from typing import Any
 from perfstudent.blockshape import BlockShape, Chain
 from perfstudent.convshape import ConvShape
 from perfstudent.lut import Fingerprint
-from perfstudent.profiler.measurement import Measurement
+from perfstudent.measurement import Measurement
 
 
 def fingerprint(threads: int = 1, **settings: Any) -> Fingerprint:
@@ -37,11 +37,11 @@ def lone_rows(values: dict[int, float], **kwargs: Any) -> dict[Chain, Measuremen
 def fill_lut(table: Any, fp: Fingerprint, family: str, input_size: int, fixed_ms: float = 0.1,
              in_channels: int | None = None, step: int = 1) -> None:
     """Rows for every slot block of ``family`` (every ``step``-th width and the full one) and an
-    overhead term, with the synthetic staircase of :mod:`perfstudent.students.synthetic_latency`:
+    overhead term, with the synthetic staircase of :mod:`perfstudent.plan.synthetic`:
     nothing is timed."""
     from perfstudent.lut import spec_context
+    from perfstudent.plan.synthetic import StaircaseModel
     from perfstudent.students import get_family
-    from perfstudent.students.synthetic_latency import StaircaseModel
 
     model = StaircaseModel()
     fam = get_family(family)

@@ -9,10 +9,10 @@ import torch
 from perfstudent.convshape import ConvShape
 from perfstudent.errors import InputError
 from perfstudent.lut import Fingerprint
+from perfstudent.measurement import TimingProtocol
 from perfstudent.profiler.backends import get_backend
 from perfstudent.profiler.devices import get_device
 from perfstudent.profiler.measure import PROTOCOLS, measure_spec
-from perfstudent.profiler.measurement import TimingProtocol
 from perfstudent.profiler.timing import measure_one, timed_seconds
 from perfstudent.students import build, full_spec, get_family
 

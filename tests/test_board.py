@@ -11,6 +11,7 @@ import pytest
 
 from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError, PerfStudentError
+from perfstudent.measurement import Measurement
 from perfstudent.profiler.board import (
     Board,
     ThrottleGuardRunner,
@@ -24,7 +25,6 @@ from perfstudent.profiler.board import (
 )
 from perfstudent.profiler.chains import Job, chain_job
 from perfstudent.profiler.devices import get_device
-from perfstudent.profiler.measurement import Measurement
 from perfstudent.students import full_spec, get_family
 from perfstudent.students.widthspec import WidthSpec
 

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from perfstudent.cli import cli, planning
+from perfstudent.plan.saliency import Saliency
+from perfstudent.plan.synthetic import StaircaseModel
 from perfstudent.students import full_spec
-from perfstudent.students.saliency import Saliency
-from perfstudent.students.synthetic_latency import StaircaseModel
 
 MODEL = StaircaseModel(noise=0.03)
 
@@ -112,9 +112,9 @@ def test_margin_auto_reads_the_residuals_lut_validate_stored(runner: CliRunner, 
     """A real LUT (rows written, not timed) with stored residuals: the default margin is their
     conformal bound, and the plan says so."""
     from perfstudent.lut import Fingerprint, LatencyTable, spec_context
+    from perfstudent.plan.planner import conformal_margin
     from perfstudent.profiler.backends import get_backend
     from perfstudent.profiler.devices import get_device
-    from perfstudent.students.margin import conformal_margin
     from tests.lut_helpers import fill_lut
 
     lut = tmp_path / "l.sqlite"

@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from perfstudent.cli import cli
 
 pytest.importorskip("perfstudent.distill.runs", reason="needs the train area")
-pytest.importorskip("perfstudent.students.planner", reason="needs the planner area")
+pytest.importorskip("perfstudent.plan.planner", reason="needs the planner area")
 pytest.importorskip("perfstudent.lut", reason="needs the profiler area")
 
 TINY = """

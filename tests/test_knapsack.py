@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from perfstudent.students.knapsack import pareto_candidates, solve_mckp
+from perfstudent.plan.knapsack import pareto_candidates, solve_mckp
 
 
 def brute_force(units: list[np.ndarray], values: list[np.ndarray], cap: int) -> float | None:

@@ -7,7 +7,7 @@ import pytest
 from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError
 from perfstudent.lut import LatencyView, context_key
-from perfstudent.profiler.measurement import Measurement
+from perfstudent.measurement import Measurement
 from perfstudent.students import full_spec, get_family
 from tests.lut_helpers import block, fingerprint, lone_rows, measurement
 

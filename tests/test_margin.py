@@ -1,4 +1,4 @@
-"""The conformal planning margin (perfstudent.students.margin), checked against its definition."""
+"""The conformal planning margin (perfstudent.plan.planner), checked against its definition."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from perfstudent.errors import InputError
-from perfstudent.students.margin import conformal_margin
+from perfstudent.plan.planner import conformal_margin
 
 
 def test_golden_values() -> None:

@@ -13,18 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perfstudent.errors import InputError
+from perfstudent.plan.planner import InfeasibleBudget, Plan, make_plan, plan_summary
+from perfstudent.plan.problem import build_problem
+from perfstudent.plan.saliency import Saliency
+from perfstudent.plan.strategies import plan_perf, uniform_widths
+from perfstudent.plan.synthetic import StaircaseModel
 from perfstudent.students import WidthSpec, full_spec, get_family
-from perfstudent.students.planner import (
-    InfeasibleBudget,
-    Plan,
-    make_plan,
-    plan_perf,
-    plan_summary,
-    uniform_widths,
-)
-from perfstudent.students.saliency import Saliency
-from perfstudent.students.slotcost import build_problem
-from perfstudent.students.synthetic_latency import StaircaseModel
 
 MODEL = StaircaseModel(noise=0.05, seed=3)
 

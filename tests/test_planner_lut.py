@@ -14,8 +14,8 @@ import pytest
 
 from perfstudent.errors import InputError
 from perfstudent.lut import LatencyTable, LatencyView
+from perfstudent.plan.planner import make_plan
 from perfstudent.students import full_spec
-from perfstudent.students.planner import make_plan
 from tests.lut_helpers import fill_lut, fingerprint
 
 

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from perfstudent.blockshape import Chain
 from perfstudent.cli import cli
 from perfstudent.errors import InputError, PerfStudentError
+from perfstudent.measurement import Measurement, TimingProtocol
 from perfstudent.profiler.chains import Job, chain_job
 from perfstudent.profiler.devices import Device, get_device
-from perfstudent.profiler.measurement import Measurement, TimingProtocol
 
 pytest.importorskip("tvm")
 

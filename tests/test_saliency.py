@@ -10,8 +10,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from perfstudent.errors import InputError
+from perfstudent.plan.saliency import Saliency, file_sha256, fisher_saliency
 from perfstudent.students import build, full_spec, get_family
-from perfstudent.students.saliency import Saliency, file_sha256, fisher_saliency
 
 
 class Tiny(nn.Module):

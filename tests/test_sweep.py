@@ -15,8 +15,8 @@ import pytest
 
 from perfstudent.blockshape import BlockShape, Chain
 from perfstudent.lut import Fingerprint, LatencyTable
+from perfstudent.measurement import Measurement
 from perfstudent.profiler.chains import Job
-from perfstudent.profiler.measurement import Measurement
 from perfstudent.profiler.sweep import SweepConfig, class_members, coarse_positions, fit_overhead, sweep
 from perfstudent.students import full_spec, get_family
 from perfstudent.students.widthspec import WidthSpec

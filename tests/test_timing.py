@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from perfstudent.errors import InputError
-from perfstudent.profiler.measurement import Measurement, TimingProtocol
+from perfstudent.measurement import Measurement, TimingProtocol
 from perfstudent.profiler.timing import DriftGuard, measure_interleaved
 
 PROTOCOL = TimingProtocol(warmup_s=0.0, block_s=0.004, rounds=5, canary_every=2, slow_factor=1.15,

@@ -11,10 +11,10 @@ import torch.nn.functional as F
 from perfstudent.blockshape import Chain
 from perfstudent.convshape import ConvShape
 from perfstudent.errors import InputError
+from perfstudent.measurement import TimingProtocol
 from perfstudent.profiler.backends import get_backend
 from perfstudent.profiler.chains import Job, chain_job
 from perfstudent.profiler.devices import get_device
-from perfstudent.profiler.measurement import TimingProtocol
 from perfstudent.students import full_spec, get_family
 
 tvm = pytest.importorskip("tvm")

@@ -14,10 +14,10 @@ import pytest
 
 from perfstudent.blockshape import Chain
 from perfstudent.convshape import ConvShape
+from perfstudent.measurement import TimingProtocol
 from perfstudent.profiler.backends import get_backend
 from perfstudent.profiler.chains import chain_job
 from perfstudent.profiler.devices import get_device
-from perfstudent.profiler.measurement import TimingProtocol
 from perfstudent.students import full_spec, get_family
 
 pytest.importorskip("tvm")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
 from perfstudent.cli._root import cli
-from perfstudent.cli.profiler import LUT_OPTION, _protocol, parse_options, target_options
-from perfstudent.errors import InputError
+from perfstudent.cli.options import LUT_OPTION, target_of, target_options
 
 
 @cli.group()
@@ -156,48 +154,17 @@ def validate(device: str, backend: str, threads: int, options: tuple[str, ...], 
       perfstudent lut validate --arch resnet20 --samples 50
       perfstudent lut validate --arch resnet20 --input-size 8 --in-channels 1 --json
     """
-    from dataclasses import replace
-
-    from perfstudent.lut import Fingerprint, LatencyTable, spec_context
-    from perfstudent.lut.validate import validate as run_validation
-    from perfstudent.profiler.backends import get_backend
-    from perfstudent.profiler.devices import get_device
-    from perfstudent.profiler.measurement import check_estimator
+    from perfstudent.pipeline.validate import validate_lut
+    from perfstudent.plan.saliency import Saliency
     from perfstudent.students import full_spec
-    from perfstudent.students.saliency import Saliency
 
     base = full_spec(arch, input_size, in_channels, num_classes)
     chosen = tuple(p.strip() for p in predictors.split(",") if p.strip())
-    protocol = _protocol(protocol_name)
-    if estimator is not None:
-        protocol = replace(protocol, estimator=check_estimator(estimator))
     sal = Saliency.load(saliency_path) if saliency_path else None
-    be = get_backend(backend, get_device(device), threads, **parse_options(options))
-    try:
-        with LatencyTable.open(lut_path, create=False) as table:
-            fp = Fingerprint.for_backend(be)
-            view = table.view(fp)
-            if estimator is not None:
-                view = type(view)(fp, table.rows(fp), table.overheads(fp), estimator)
-        report = run_validation(view, be, base, samples, protocol, seed, saliency=sal,
-                                predictors=chosen, plans=plans)
-    finally:
-        be.close()
-    stored = _store_residuals(lut_path, fp, spec_context(base), report)
+    target = target_of(device, backend, threads, options, protocol_name)
+    report, stored = validate_lut(target, lut_path, base, samples, seed, saliency=sal,
+                                  predictors=chosen, plans=plans, estimator=estimator)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.text())
     if not stored:
         click.echo("warning: the LUT is not writable; the residuals were not stored, so "
                    "`plan --margin auto` cannot use them", err=True)
-
-
-def _store_residuals(lut_path: Path | None, fp: Any, context: dict[str, Any], report: Any) -> bool:
-    from perfstudent.lut import LatencyTable
-
-    try:
-        with LatencyTable.open(lut_path, create=False) as table:
-            table.add_validation(fp, context, {"residuals": report.residuals(),
-                                               "estimator": report.estimator,
-                                               "summary": report.summary()})
-    except InputError:
-        return False
-    return True

@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from perfstudent.cli._root import cli
-from perfstudent.cli.profiler import parse_options
-from perfstudent.errors import PerfStudentError
+from perfstudent.cli.options import parse_options
+from perfstudent.plan.strategies import strategy_names
 
 
 @cli.command()
@@ -35,13 +35,10 @@ def saliency(teacher: Path, data: str, data_dir: Path | None, batches: int, batc
     Example:
       perfstudent saliency --teacher runs/teacher --data digits --batches 20 --out sal.json
     """
-    try:
-        from perfstudent.students.saliency import compute_saliency
+    from perfstudent.pipeline import saliency as run_saliency
 
-        result = compute_saliency(teacher, data, batches=batches, batch_size=batch_size,
-                                  data_dir=data_dir, seed=seed, train_mode=train_mode)
-    except ImportError as exc:
-        raise PerfStudentError(f"saliency needs the training module, which is missing: {exc}") from None
+    result = run_saliency(teacher, data, batches=batches, batch_size=batch_size, data_dir=data_dir,
+                          seed=seed, train_mode=train_mode)
     result.save(out)
     click.echo(f"Fisher saliency of {result.family} ({len(result.slots)} slots) over "
                f"{result.samples} samples in {result.batches} batches ({result.mode} mode)")
@@ -50,22 +47,6 @@ def saliency(teacher: Path, data: str, data_dir: Path | None, batches: int, batc
         click.echo(f"  {slot:<12} {len(scores):>4} channels  max {ranked[0]:.3g}  "
                    f"median {ranked[len(ranked) // 2]:.3g}  min {ranked[-1]:.3g}")
     click.echo(f"wrote {out}")
-
-
-def open_view(lut: Path | None, device: str, backend: str, threads: int, **options: Any) -> Any:
-    """The latency view of (device, backend, threads, options) in the LUT at ``lut``."""
-    return open_view_and_residuals(lut, device, backend, threads, None, **options)[0]
-
-
-def open_view_and_residuals(lut: Path | None, device: str, backend: str, threads: int,
-                            spec: Any, **options: Any) -> tuple[Any, list[float]]:
-    """The latency view, and the residuals of the last validation of ``spec``'s context."""
-    from perfstudent.lut import LatencyTable, spec_context
-
-    with LatencyTable.open(lut, create=False) as table:
-        view = table.view_for(device, backend, threads=threads, **options)
-        found = [] if spec is None else table.validations(view.fingerprint, spec_context(spec))
-    return view, (list(found[-1].get("residuals", [])) if found else [])
 
 
 @cli.command()
@@ -85,7 +66,7 @@ def open_view_and_residuals(lut: Path | None, device: str, backend: str, threads
               help="LUT file (default: $PERFSTUDENT_LUT or the user data directory).")
 @click.option("--saliency", "saliency_path", type=click.Path(path_type=Path), default=None,
               help="Saliency JSON from perfstudent saliency (default: every channel counts 1).")
-@click.option("--strategy", type=click.Choice(["perf", "pruned", "uniform"]), default="perf",
+@click.option("--strategy", type=click.Choice(strategy_names()), default="perf",
               show_default=True)
 @click.option("--margin", default="auto", show_default=True,
               help="Plan this far below the budget: a duration (0, 50us) or auto, a conformal bound "
@@ -105,9 +86,11 @@ def plan(budget: str, arch: str, device: str, backend: str, threads: int,
       perfstudent plan --budget 2ms --arch resnet20 --device local --backend onnxruntime \\
           --threads 1 --saliency sal.json --out plan.json
     """
+    from perfstudent.pipeline import Target
+    from perfstudent.pipeline import plan as run_plan
+    from perfstudent.plan.planner import plan_summary
+    from perfstudent.plan.saliency import Saliency
     from perfstudent.students import full_spec
-    from perfstudent.students.planner import make_plan, plan_summary
-    from perfstudent.students.saliency import Saliency
     from perfstudent.units import parse_duration_ms
 
     budget_ms = parse_duration_ms(budget, "budget")
@@ -116,44 +99,25 @@ def plan(budget: str, arch: str, device: str, backend: str, threads: int,
     base = full_spec(arch, input_size or (sal.input_size if sal else None),
                      in_channels or (sal.in_channels if sal else None),
                      num_classes or (sal.num_classes if sal else None))
-    if sal is not None:
-        from perfstudent.students.registry import get_family
-
-        sal.check_matches(base.family, base.input_size, get_family(base.family).full_widths())
-    backend_options = parse_options(options)
-    view, residuals = open_view_and_residuals(lut, device, backend, threads, base,
-                                              **backend_options)
-    note = None
-    if margin_ms is None:
-        from perfstudent.students.margin import conformal_margin
-
-        margin_ms, note = conformal_margin(residuals, budget_ms)
-    result = make_plan(strategy, budget_ms, view, base, sal, margin_ms,
-                       device=device, backend=backend, threads=threads)
-    result.margin_note = note
+    target = Target(device, backend, threads, parse_options(options), protocol_name)
+    result = run_plan(target, lut, strategy, budget_ms, base, sal, margin_ms)
     click.echo(plan_summary(result))
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     if verify:
-        result.verified = _verify(result, device, backend, threads, protocol_name, backend_options)
+        result.verified = _verify(result, target)
     result.save(out)
     click.echo(f"wrote {out}")
 
 
-def _verify(result: Any, device: str, backend: str, threads: int, protocol_name: str,
-            options: dict[str, Any]) -> dict[str, Any]:
+def _verify(result: Any, target: Any) -> dict[str, Any]:
+    from perfstudent.pipeline import measure as run_measure
     from perfstudent.units import format_ms
 
-    try:
-        from perfstudent.profiler.measure import PROTOCOLS, measure_spec
-    except ImportError as exc:
-        raise PerfStudentError(f"--verify needs the profiler's measure_spec, which is missing: {exc}") \
-            from None
-    measured = measure_spec(result.spec, device=device, backend=backend, threads=threads,
-                            protocol=PROTOCOLS[protocol_name], **options)
+    measured = run_measure(target, result.spec)
     verdict = "within budget" if measured.ms <= result.budget_ms else "OVER budget"
     click.echo(f"verify: measured {format_ms(measured.ms)} (spread {measured.spread:.1%}), "
                f"predicted {format_ms(result.predicted_ms)}, budget {format_ms(result.budget_ms)}: "
                f"{verdict} (slack {(result.budget_ms - measured.ms) / result.budget_ms:+.1%})")
-    return {"measured_ms": measured.ms, "protocol": protocol_name, "measurement": measured.to_dict(),
-            "within_budget": measured.ms <= result.budget_ms}
+    return {"measured_ms": measured.ms, "protocol": target.protocol,
+            "measurement": measured.to_dict(), "within_budget": measured.ms <= result.budget_ms}

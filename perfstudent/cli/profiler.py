@@ -1,4 +1,4 @@
-"""Profiler commands: ``profile``, ``measure`` and the ``lut`` group."""
+"""Profiler commands: ``profile`` and ``measure`` (the ``lut`` group is in lut_commands)."""
 
 from __future__ import annotations
 
@@ -9,64 +9,15 @@ from typing import Any
 import click
 
 from perfstudent.cli._root import cli
+from perfstudent.cli.options import (
+    LUT_OPTION,
+    TUNE_OPTION,
+    parse_options,
+    target_of,
+    target_options,
+    tvm_options,
+)
 from perfstudent.errors import InputError
-
-LUT_OPTION = click.option("--lut", "lut_path", type=click.Path(path_type=Path), default=None,
-                          help="LUT file (default: $PERFSTUDENT_LUT or the user data directory).")
-
-
-def parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``KEY=VALUE`` backend options (e.g. ``opt_level=all``, ``memory_format=channels_last``)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InputError(f"backend option {pair!r} is not KEY=VALUE")
-        out[key.replace("-", "_")] = value
-    return out
-
-
-def _tvm_options(options: dict[str, Any], backend: str, tune_trials: int,
-                 lut_path: Path | None) -> dict[str, Any]:
-    """Add ``--tune-trials`` (tvm only); the tuning database goes next to ``--lut``."""
-    if tune_trials == 0:
-        return options
-    if backend != "tvm":
-        raise InputError(f"--tune-trials applies to --backend tvm, not {backend}")
-    out = options | {"tune_trials": tune_trials}
-    if lut_path is not None:
-        out.setdefault("tuning_dir", Path(lut_path).parent / "tvm-tuning")
-    return out
-
-
-TUNE_OPTION = click.option(
-    "--tune-trials", type=click.IntRange(min=0), default=0, show_default=True,
-    help="tvm: MetaSchedule trials per shape (0 = untuned; untuned TVM latencies are tens of "
-         "times too slow to plan with).")
-
-
-def _protocol(name: str) -> Any:
-    from perfstudent.profiler.measure import PROTOCOLS
-
-    return PROTOCOLS[name]
-
-
-def target_options(f: Any) -> Any:
-    """--device, --backend, --threads, --option, --protocol."""
-    from perfstudent.profiler.measure import PROTOCOLS
-
-    for deco in reversed([
-        click.option("--device", default="local", show_default=True, help="Device name."),
-        click.option("--backend", default="onnxruntime", show_default=True,
-                     help="torch | onnxruntime | tvm."),
-        click.option("--threads", type=int, default=1, show_default=True, help="Threads."),
-        click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
-                     help="Backend setting, e.g. opt_level=all or memory_format=channels_last."),
-        click.option("--protocol", "protocol_name", type=click.Choice(list(PROTOCOLS)),
-                     default="default", show_default=True, help="Timing protocol."),
-    ]):
-        f = deco(f)
-    return f
 
 
 def _family_spec(arch: str, input_size: int | None, in_channels: int | None,
@@ -104,21 +55,16 @@ def profile(device: str, backend: str, threads: int, options: tuple[str, ...], p
       perfstudent profile --device pi4 --backend tvm --tracker 192.168.1.10:9190 \\
           --arch resnet20 --tune-trials 256
     """
-    from perfstudent.lut import LatencyTable
-    from perfstudent.profiler.runner import make_runner
-    from perfstudent.profiler.sweep import SweepConfig, sweep
+    from perfstudent.pipeline import Target
+    from perfstudent.pipeline import profile as run_profile
+    from perfstudent.profiler.sweep import SweepConfig
 
     config = SweepConfig(arch, input_size, in_channels, num_classes, exhaustive=exhaustive,
                          tolerance=tolerance)
     _family_spec(arch, input_size, in_channels, num_classes)  # validate before touching anything
-    runner = make_runner(device, backend, _protocol(protocol_name), threads, tracker,
-                         **_tvm_options(parse_options(options), backend, tune_trials, lut_path))
-    try:
-        with LatencyTable.open(lut_path) as table:
-            report = sweep(table, runner, config)
-            path = table.path
-    finally:
-        runner.close()
+    target = Target(device, backend, threads,
+                    tvm_options(parse_options(options), backend, tune_trials, lut_path), protocol_name)
+    report, path = run_profile(target, lut_path, config, tracker)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
@@ -145,14 +91,13 @@ def measure(device: str, backend: str, threads: int, options: tuple[str, ...], p
       perfstudent measure --device local --backend onnxruntime --spec spec.json
       perfstudent measure --backend torch --plan plan.json --json
     """
-    from perfstudent.profiler.measure import measure_spec
+    from perfstudent.pipeline import measure as run_measure
     from perfstudent.students import WidthSpec
 
     if (spec_path is None) == (plan_path is None):
         raise InputError("give exactly one of --spec or --plan")
     spec = WidthSpec.load(spec_path or plan_path)  # type: ignore[arg-type]
-    m = measure_spec(spec, device, backend, threads, protocol=_protocol(protocol_name),
-                     **parse_options(options))
+    m = run_measure(target_of(device, backend, threads, options, protocol_name), spec)
     if as_json:
         click.echo(json.dumps({"device": device, "backend": backend, "threads": threads,
                                "spec": spec.to_dict(), "measurement": m.to_dict()}, indent=2))
@@ -161,5 +106,3 @@ def measure(device: str, backend: str, threads: int, options: tuple[str, ...], p
                f"{len(m.samples_ms)} samples, IQR/median {m.spread:.1%}"
                f"{', NOISY' if m.noisy else ''}) on {device}/{backend}/t{threads}")
 
-
-from perfstudent.cli import lut_commands as _lut_commands  # noqa: E402,F401  (registers `lut`)

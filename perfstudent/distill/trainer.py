@@ -31,7 +31,7 @@ from perfstudent.distill import checkpoint as ckpt
 from perfstudent.distill.distributed import DistContext, init_distributed
 from perfstudent.distill.job import Job, prepare_job
 from perfstudent.distill.runs import prepare_run_dir, write_metrics
-from perfstudent.distill.steps import StepRunner
+from perfstudent.distill.epoch import StepRunner
 from perfstudent.distill.summary import write_summary
 from perfstudent.errors import InputError
 from perfstudent.io import write_json

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from perfstudent.errors import InputError
 from perfstudent.experiment.config import ExperimentConfig
+from perfstudent.pipeline import Target
 
 if TYPE_CHECKING:
     from perfstudent.students import WidthSpec
@@ -51,9 +52,11 @@ class Context:
                 "train_limit": d["train_limit"], "test_limit": d["test_limit"]}
 
     def protocol(self) -> Any:
-        from perfstudent.profiler.measure import PROTOCOLS
+        return self.target().timing()
 
-        return PROTOCOLS[self.config["device"]["protocol"]]
+    def target(self) -> Target:
+        d = self.config["device"]
+        return Target(d["name"], d["backend"], d["threads"], {}, d["protocol"])
 
 
 def dataset_dims(config: ExperimentConfig) -> tuple[int, int, int]:
@@ -67,59 +70,32 @@ def dataset_dims(config: ExperimentConfig) -> tuple[int, int, int]:
 
 # -- profile ---------------------------------------------------------------------------
 def profile(ctx: Context) -> None:
-    from perfstudent.lut import LatencyTable
-    from perfstudent.profiler.runner import make_runner
-    from perfstudent.profiler.sweep import SweepConfig, sweep
+    from perfstudent.pipeline import profile as run_profile
+    from perfstudent.profiler.sweep import SweepConfig
 
     p = ctx.config["profile"]
-    device, backend, threads = ctx.device
     sweep_config = SweepConfig(ctx.family, ctx.input_size, ctx.in_channels, ctx.num_classes,
                                exhaustive=p["exhaustive"], tolerance=p["tolerance"],
                                coarse_points=p["coarse_points"])
-    runner = make_runner(device, backend, ctx.protocol(), threads)
-    table = LatencyTable.open(ctx.lut)
-    try:
-        sweep(table, runner, sweep_config, progress=ctx.progress)
-    finally:
-        runner.close()
-        table.close()
+    run_profile(ctx.target(), ctx.lut, sweep_config, progress=ctx.progress)
 
 
 def view(ctx: Context) -> Any:
-    """The LUT view of the experiment's device/backend/threads (InputError if none)."""
+    """The LUT view of the experiment's target (InputError if none)."""
     from perfstudent.lut import LatencyTable
 
-    device, backend, threads = ctx.device
-    table = LatencyTable.open(ctx.lut)
-    try:
-        return table.view_for(device, backend, threads=threads)
-    finally:
-        table.close()
-
-
-def residuals(ctx: Context) -> list[float]:
-    """The residuals of the last ``lut validate`` of the experiment's context (may be none)."""
-    from perfstudent.lut import LatencyTable, spec_context
-
-    device, backend, threads = ctx.device
-    table = LatencyTable.open(ctx.lut)
-    try:
-        fp = table.view_for(device, backend, threads=threads).fingerprint
-        found = table.validations(fp, spec_context(ctx.full_spec()))
-    finally:
-        table.close()
-    return list(found[-1].get("residuals", [])) if found else []
+    with LatencyTable.open(ctx.lut) as table:
+        return ctx.target().view(table)
 
 
 def check_profile(ctx: Context) -> str | None:
     """Complete when a sweep of this family's context is recorded and the full net predicts."""
     from perfstudent.lut import LatencyTable, spec_context
 
-    device, backend, threads = ctx.device
     spec = ctx.full_spec()
     table = LatencyTable.open(ctx.lut)
     try:
-        v = table.view_for(device, backend, threads=threads)
+        v = ctx.target().view(table)
         wanted = spec_context(spec)
         done = [s for s in table.sweeps(v.fingerprint)
                 if {k: s[k] for k in wanted if k in s} == wanted]

@@ -23,13 +23,14 @@ from typing import Any
 
 from perfstudent.errors import InputError
 from perfstudent.io import read_text
+from perfstudent.plan.strategies import strategy_names
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: the same parser as a package
     import tomli as tomllib  # type: ignore[no-redef,unused-ignore]
 
-STRATEGIES = ("perf", "pruned", "uniform")
+STRATEGIES = tuple(strategy_names())
 
 
 class ConfigError(InputError):

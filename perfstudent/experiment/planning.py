@@ -6,23 +6,23 @@ from pathlib import Path
 from typing import Any
 
 from perfstudent.errors import InputError
-from perfstudent.experiment.actions import Context, residuals, view
+from perfstudent.experiment.actions import Context, view
 from perfstudent.experiment.budgets import Budget, resolve_budgets
 from perfstudent.io import read_json, write_json
 
 
 def saliency(ctx: Context, teacher: Path, out: Path) -> None:
-    from perfstudent.students.saliency import compute_saliency
+    from perfstudent.pipeline import saliency as run_saliency
 
     s = ctx.config["saliency"]
     d = ctx.data_args()
-    result = compute_saliency(teacher, d["data"], batches=s["batches"], batch_size=s["batch_size"],
-                              data_dir=d["data_dir"], progress=ctx.progress)
+    result = run_saliency(teacher, d["data"], batches=s["batches"], batch_size=s["batch_size"],
+                          data_dir=d["data_dir"], progress=ctx.progress)
     result.save(out)
 
 
 def check_saliency(ctx: Context, path: Path) -> str | None:
-    from perfstudent.students.saliency import Saliency
+    from perfstudent.plan.saliency import Saliency
 
     if not path.is_file():
         return f"{path} does not exist"
@@ -68,21 +68,15 @@ def check_budgets(ctx: Context, path: Path, labels: list[str]) -> str | None:
 
 def plan(ctx: Context, strategy: str, budget_label: str, budgets_path: Path, teacher: Path,
          saliency_path: Path | None, out: Path) -> None:
-    """``make_plan`` on the teacher's spec for one strategy and budget; saved as JSON."""
+    """The plan use case on the teacher's spec for one strategy and budget; saved as JSON."""
     from perfstudent.distill.runs import load_run
-    from perfstudent.students.margin import conformal_margin
-    from perfstudent.students.planner import make_plan
-    from perfstudent.students.saliency import Saliency
+    from perfstudent.pipeline import plan as run_plan
+    from perfstudent.plan.saliency import Saliency
 
     budget = load_budgets(budgets_path)[budget_label]
-    device, backend, threads = ctx.device
     scores = Saliency.load(saliency_path) if saliency_path is not None else None
-    margin_ms, note = ctx.config["distill"]["margin_ms"], None
-    if margin_ms is None:  # auto, as `perfstudent plan`
-        margin_ms, note = conformal_margin(residuals(ctx), budget.ms)
-    result = make_plan(strategy, budget.ms, view(ctx), load_run(teacher).spec, scores,
-                       margin_ms, device=device, backend=backend, threads=threads)
-    result.margin_note = note
+    result = run_plan(ctx.target(), ctx.lut, strategy, budget.ms, load_run(teacher).spec, scores,
+                      ctx.config["distill"]["margin_ms"])  # None: auto, as `perfstudent plan`
     result.save(out)
 
 

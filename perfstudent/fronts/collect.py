@@ -17,14 +17,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from perfstudent.errors import InputError
+from perfstudent.lut import Fingerprint
+from perfstudent.plan.strategies import strategy_names
+from perfstudent.profiler.backends import get_backend
+from perfstudent.profiler.devices import get_device
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from perfstudent.profiler.measurement import TimingProtocol
+    from perfstudent.measurement import TimingProtocol
 
 #: Series names in drawing order; runs of any other kind get their own series.
-STRATEGIES = ("perf", "pruned", "uniform")
+STRATEGIES = tuple(strategy_names())
 TEACHER = "teacher"
 
 
@@ -91,25 +95,17 @@ def measure_run(run: Any, device: str, backend: str, threads: int,
     measurement = measure_spec(run.spec, device=device, backend=backend, threads=threads,
                                model=run.model("best"), protocol=protocol)
     entry = measurement.to_dict()
-    entry["fingerprint"] = _fingerprint(device, backend, threads)
+    entry["fingerprint"] = fingerprint_of(device, backend, threads).to_dict()
     return entry
 
 
-def _fingerprint(device: str, backend: str, threads: int) -> Any:
-    """The fingerprint of the measuring backend, as stored in LUTs (JSON-able)."""
-    from perfstudent.lut import Fingerprint
-    from perfstudent.profiler.backends import get_backend
-    from perfstudent.profiler.devices import get_device
-
+def fingerprint_of(device: str, backend: str, threads: int) -> Fingerprint:
+    """The fingerprint of the measuring backend, as stored in LUTs."""
     instance = get_backend(backend, get_device(device), threads)
     try:
-        fingerprint = Fingerprint.for_backend(instance)
+        return Fingerprint.for_backend(instance)
     finally:
         instance.close()
-    for attr in ("to_dict", "as_dict"):
-        if hasattr(fingerprint, attr):
-            return getattr(fingerprint, attr)()
-    return str(fingerprint)
 
 
 def ensure_latency(run: Any, device: str, backend: str, threads: int, *, measure: bool = True,

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from perfstudent.errors import InputError
-from perfstudent.fronts.collect import Measurer, collect_points, latency_key
+from perfstudent.fronts.collect import Measurer, collect_points, fingerprint_of, latency_key
 from perfstudent.fronts.plot import plot_front, plot_staircase
 from perfstudent.fronts.staircase import pick_slot, plan_choices, plans_of_runs, slot_staircase
 from perfstudent.fronts.table import aggregate
@@ -93,7 +93,8 @@ def _staircase(plans: list[tuple[str, dict[str, Any]]], out: Path, device: str, 
 
     table = LatencyTable.open(lut)
     try:
-        stair = slot_staircase(base, chosen, table.view_for(device, backend, threads=threads).slot_ms)
+        view = table.view(fingerprint_of(device, backend, threads))
+        stair = slot_staircase(base, chosen, view.slot_ms)
     except InputError as exc:
         return f"staircase skipped: {exc}"
     finally:

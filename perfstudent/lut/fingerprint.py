@@ -11,12 +11,37 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from perfstudent.errors import InputError
 
-if TYPE_CHECKING:
-    from perfstudent.profiler.backends import Backend
+
+class _Device(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
+
+    @property
+    def properties(self) -> dict[str, Any]: ...
+
+
+class Measurer(Protocol):
+    """What a fingerprint is taken of: a backend on a device (or a remote runner acting as one)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def threads(self) -> int: ...
+
+    @property
+    def device(self) -> _Device: ...
+
+    def version(self) -> str: ...
+
+    def settings(self) -> dict[str, Any]: ...
 
 #: Device properties that do not change a latency (kept out of the hash).
 _VOLATILE = ("cpu_count",)
@@ -39,7 +64,7 @@ class Fingerprint:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def for_backend(cls, backend: Backend, dtype: str = "float32", batch: int = 1) -> Fingerprint:
+    def for_backend(cls, backend: Measurer, dtype: str = "float32", batch: int = 1) -> Fingerprint:
         """The fingerprint of rows ``backend`` measures on its device."""
         dev = backend.device
         props = {k: v for k, v in dev.properties.items() if k not in _VOLATILE}

@@ -22,11 +22,10 @@ from typing import TYPE_CHECKING, Any
 from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError
 from perfstudent.lut.fingerprint import Fingerprint
-from perfstudent.profiler.measurement import Measurement
+from perfstudent.measurement import Measurement
 
 if TYPE_CHECKING:
     from perfstudent.lut.view import LatencyView
-    from perfstudent.profiler.devices import Device
 
 SCHEMA = "perfstudent.lut/2"
 TABLES = ("meta", "fingerprints", "rows", "overheads", "sweeps", "validations")
@@ -196,19 +195,6 @@ class LatencyTable:
         if not any(k.id == fp.id for k in known):
             raise InputError(_missing_fingerprint_message(self.path, fp, known))
         return LatencyView(fp, self.rows(fp), self.overheads(fp))
-
-    def view_for(self, device: Device | str, backend: str, threads: int | None = None,
-                 **options: Any) -> LatencyView:
-        """The view of the fingerprint ``backend`` would measure on ``device`` here."""
-        from perfstudent.profiler.backends import get_backend
-        from perfstudent.profiler.devices import get_device
-
-        dev = get_device(device) if isinstance(device, str) else device
-        be = get_backend(backend, dev, threads, **options)
-        try:
-            return self.view(Fingerprint.for_backend(be))
-        finally:
-            be.close()
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
         try:

@@ -22,7 +22,7 @@ from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError
 from perfstudent.io import atomic_write_bytes
 from perfstudent.lut.fingerprint import Fingerprint
-from perfstudent.profiler.measurement import Measurement
+from perfstudent.measurement import Measurement
 
 if TYPE_CHECKING:
     import pandas as pd

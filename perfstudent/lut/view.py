@@ -17,7 +17,7 @@
   its three-block chain, where its neighbours' weights and activations stay in
   cache (measured here: 1.03 for resnet20, 1.2 for resnet56 at 32 px). Neither
   depends on the widths, so the planner's knapsack
-  (:mod:`perfstudent.students.slotcost`) sees exactly this model: a plan's
+  (:mod:`perfstudent.plan.problem`) sees exactly this model: a plan's
   predicted latency is ``predict(plan.spec)``.
 
 **Between measured widths.** Latency is a staircase in a channel count. Where
@@ -50,7 +50,7 @@ from perfstudent.errors import InputError
 
 if TYPE_CHECKING:
     from perfstudent.lut.fingerprint import Fingerprint
-    from perfstudent.profiler.measurement import Measurement
+    from perfstudent.measurement import Measurement
     from perfstudent.students.widthspec import WidthSpec
 
 

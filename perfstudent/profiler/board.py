@@ -30,8 +30,8 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 from perfstudent.errors import InputError, PerfStudentError
 
 if TYPE_CHECKING:
+    from perfstudent.measurement import Measurement
     from perfstudent.profiler.devices import Device
-    from perfstudent.profiler.measurement import Measurement
     from perfstudent.students.widthspec import WidthSpec
 
 log = logging.getLogger(__name__)

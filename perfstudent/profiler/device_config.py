@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from perfstudent.errors import InputError
-from perfstudent.profiler.devices import Device
+from perfstudent.profiler.device import Device
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -45,8 +46,11 @@ def devices_file() -> Path:
     return Path(user_config_dir("perfstudent")) / "devices.toml"
 
 
-def load_user_devices(path: Path | None = None) -> dict[str, Device]:
-    """Devices defined in ``path`` (default :func:`devices_file`); {} if it does not exist."""
+def load_user_devices(builtin: Collection[str] = (), path: Path | None = None) -> dict[str, Device]:
+    """Devices defined in ``path`` (default :func:`devices_file`); {} if it does not exist.
+
+    ``builtin``: the names of the built-in devices, which a user device may not take.
+    """
     path = devices_file() if path is None else path
     if not path.exists():
         if os.environ.get(ENV) and path == Path(os.environ[ENV]):
@@ -59,16 +63,15 @@ def load_user_devices(path: Path | None = None) -> dict[str, Device]:
     unknown = set(data) - {"devices"}
     if unknown or not isinstance(data.get("devices", {}), dict):
         raise InputError(f"{path}: expected only [devices.NAME] tables")
-    return {name: device_from_table(name, table, path)
+    return {name: device_from_table(name, table, path, builtin)
             for name, table in data.get("devices", {}).items()}
 
 
-def device_from_table(name: str, table: Any, path: Path) -> Device:
-    """Validate one ``[devices.NAME]`` table into a Device."""
-    from perfstudent.profiler.devices import _DEVICES
-
+def device_from_table(name: str, table: Any, path: Path,
+                      builtin: Collection[str] = ()) -> Device:
+    """Validate one ``[devices.NAME]`` table into a Device (``builtin``: names already taken)."""
     where = f"{path}: device {name!r}"
-    if name in _DEVICES:
+    if name in builtin:
         raise InputError(f"{where}: the name is a built-in device; choose another")
     if not isinstance(table, dict):
         raise InputError(f"{where}: expected a table")

@@ -11,30 +11,11 @@ import os
 import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from perfstudent.errors import InputError
-
-
-@dataclass(frozen=True)
-class Device:
-    name: str
-    kind: str  # "cpu" | "cuda"
-    description: str
-    reach: str = "local"  # "local" | "rpc"
-    rpc_key: str | None = None
-    tvm_target: dict[str, Any] | str | None = None
-    default_threads: int = 1
-    properties: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name, "kind": self.kind, "description": self.description,
-            "reach": self.reach, "rpc_key": self.rpc_key, "tvm_target": self.tvm_target,
-            "default_threads": self.default_threads, "properties": dict(self.properties),
-        }
-
+from perfstudent.profiler.device import Device
+from perfstudent.profiler.device_config import load_user_devices
 
 _DEVICES: dict[str, Callable[[], Device]] = {}
 
@@ -53,18 +34,14 @@ def register_device(name: str) -> Callable[[Callable[[], Device]], Callable[[], 
 
 def device_names() -> list[str]:
     """Built-in devices, then the user's (``devices.toml``)."""
-    from perfstudent.profiler.device_config import load_user_devices
-
-    return list(_DEVICES) + [n for n in load_user_devices() if n not in _DEVICES]
+    return list(_DEVICES) + [n for n in load_user_devices(set(_DEVICES)) if n not in _DEVICES]
 
 
 def get_device(name: str) -> Device:
     """The Device ``name``: a registered one, else one from the user's ``devices.toml``."""
     if name in _DEVICES:
         return _DEVICES[name]()
-    from perfstudent.profiler.device_config import load_user_devices
-
-    user = load_user_devices()
+    user = load_user_devices(set(_DEVICES))
     if name not in user:
         raise InputError(f"unknown device {name!r}; known: {', '.join(device_names())}")
     return user[name]

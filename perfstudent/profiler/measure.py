@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from perfstudent.profiler.measurement import TimingProtocol
+from perfstudent.measurement import TimingProtocol
 
 if TYPE_CHECKING:
     from torch import nn
 
-    from perfstudent.profiler.measurement import Measurement
+    from perfstudent.measurement import Measurement
     from perfstudent.students.widthspec import WidthSpec
 
 #: Protocols by name (``--protocol``): ``default`` for LUTs, ``fast``/``smoke`` for tests

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from perfstudent.errors import InputError, PerfStudentError
-from perfstudent.profiler.measurement import Measurement, TimingProtocol
+from perfstudent.measurement import Measurement, TimingProtocol
 from perfstudent.profiler.tvm_support.build import (
     InputSpec,
     build_module,

@@ -20,9 +20,9 @@ from perfstudent.errors import InputError
 from perfstudent.lut.fingerprint import Fingerprint
 
 if TYPE_CHECKING:
+    from perfstudent.measurement import Measurement, TimingProtocol
     from perfstudent.profiler.backends import Backend
     from perfstudent.profiler.chains import Job
-    from perfstudent.profiler.measurement import Measurement, TimingProtocol
     from perfstudent.students.widthspec import WidthSpec
 
 OnResult = Callable[["Job", "Measurement"], None]

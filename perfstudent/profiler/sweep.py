@@ -57,7 +57,7 @@ from perfstudent.students.sampling import sample_students, uniform_student
 if TYPE_CHECKING:
     from perfstudent.lut.fingerprint import Fingerprint
     from perfstudent.lut.store import LatencyTable
-    from perfstudent.profiler.measurement import Measurement
+    from perfstudent.measurement import Measurement
     from perfstudent.profiler.runner import Runner
     from perfstudent.students.widthspec import WidthSpec
 

@@ -25,7 +25,7 @@ apart. So :func:`measure_interleaved`:
    the machine spends most of its time in one fast state and drops into slow
    phases (+15-40%) for 5-10 s at a time, often enough that a sweep of a minute
    meets several (docs/profiler.md);
-4. returns a :class:`~perfstudent.profiler.measurement.Measurement` per item
+4. returns a :class:`~perfstudent.measurement.Measurement` per item
    whose figure is the protocol's estimator over the good samples.
 
 The clock is a parameter (``block_timer``): wall time by default, thread CPU
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from perfstudent.errors import InputError
-from perfstudent.profiler.measurement import Measurement, TimingProtocol
+from perfstudent.measurement import Measurement, TimingProtocol
 
 #: Times one block: ``block_timer(fn, inner) -> seconds`` for ``inner`` back-to-back calls.
 BlockTimer = Callable[[Callable[[], object], int], float]

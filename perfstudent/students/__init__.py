@@ -1,10 +1,16 @@
-"""Width-parametrised student families, WidthSpec and ConvShape enumeration."""
+"""Width-parametrised student families, WidthSpec and ConvShape enumeration.
+
+Importing this package registers every built-in family (each family module
+registers itself when imported; the registry imports none of them).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from perfstudent.students.registry import Family, Layer, family_names, get_family
+from perfstudent.students import densenet, resnet_cifar, resnet_imagenet, wrn  # noqa: F401  (register)
+from perfstudent.students.family import Family, Layer
+from perfstudent.students.registry import family_names, get_family
 from perfstudent.students.widthspec import WidthSpec
 
 if TYPE_CHECKING:

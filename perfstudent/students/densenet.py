@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from perfstudent.students.registry import Family, Layer, ShapeWalker, register_family
+from perfstudent.students.family import Family, Layer, ShapeWalker
+from perfstudent.students.registry import register_family
 
 if TYPE_CHECKING:
     from perfstudent.students.widthspec import WidthSpec

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from perfstudent.errors import SpecError
+from perfstudent.students.registry import get_family
 
 SCHEMA = "perfstudent.widthspec/1"
 _KEYS = {"schema", "family", "input_size", "in_channels", "num_classes", "widths"}
@@ -42,8 +43,6 @@ class WidthSpec:
     widths: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from perfstudent.students.registry import get_family
-
         fam = get_family(self.family)
         _positive_int("input_size", self.input_size)
         _positive_int("in_channels", self.in_channels)

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from perfstudent.errors import SpecError
-from perfstudent.students.registry import Family, Layer, ShapeWalker, register_family, register_pattern
+from perfstudent.students.family import Family, Layer, ShapeWalker
+from perfstudent.students.registry import register_family, register_pattern
 
 if TYPE_CHECKING:
     from perfstudent.students.widthspec import WidthSpec

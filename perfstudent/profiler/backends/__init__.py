@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from torch import nn
 
     from perfstudent.convshape import ConvShape
+    from perfstudent.measurement import Measurement, TimingProtocol
     from perfstudent.profiler.devices import Device
-    from perfstudent.profiler.measurement import Measurement, TimingProtocol
     from perfstudent.profiler.timing import BlockTimer, DriftGuard, Item
     from perfstudent.students.widthspec import WidthSpec
 

@@ -54,9 +54,9 @@ if TYPE_CHECKING:
     from torch import nn
 
     from perfstudent.convshape import ConvShape
+    from perfstudent.measurement import Measurement, TimingProtocol
     from perfstudent.profiler.backends import InputShapes
     from perfstudent.profiler.devices import Device
-    from perfstudent.profiler.measurement import Measurement, TimingProtocol
     from perfstudent.profiler.timing import BlockTimer, Item
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from perfstudent.profiler.measurement import Measurement, TimingProtocol
+from perfstudent.measurement import Measurement, TimingProtocol
 
 
 def configure_threads(threads: int, session: Any = None) -> None:

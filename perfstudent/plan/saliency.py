@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import itertools
-import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,54 +189,3 @@ def teacher_identity(run_path: Path, spec_dict: dict[str, Any], checkpoint: Path
     """What identifies the teacher a saliency belongs to: run path, spec, checkpoint hash."""
     return {"run": str(Path(run_path).resolve()), "spec": spec_dict,
             "checkpoint": checkpoint.name, "sha256": file_sha256(checkpoint)}
-
-
-def _training_batches(bundle: Any, batch_size: int, batches: int,
-                      seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """``batches`` shuffled, un-augmented training batches (the data the teacher learned)."""
-    if hasattr(bundle, "batches"):  # perfstudent.distill.data.DatasetBundle
-        stream = bundle.batches("train", batch_size, augment=False, shuffle=True, seed=seed)
-    else:  # a plain torch Dataset
-        generator = torch.Generator().manual_seed(seed)
-        stream = iter(torch.utils.data.DataLoader(bundle.train, batch_size=batch_size, shuffle=True,
-                                                  generator=generator))
-    return itertools.islice(stream, batches)
-
-
-def compute_saliency(teacher: Path, data: str, *, batches: int = 100, batch_size: int = 64,
-                     data_dir: Path | None = None, seed: int = 0, train_mode: bool = False,
-                     progress: bool = True) -> Saliency:
-    """Fisher saliency of the teacher run at ``teacher`` on ``batches`` batches of ``data``.
-
-    Training data without augmentation, shuffled with ``seed``;
-    ``N = batches × batch_size`` samples (fewer if the training set is smaller).
-    See :func:`fisher_saliency`.
-    """
-    from tqdm import tqdm
-
-    from perfstudent.distill.data import load_dataset
-    from perfstudent.distill.runs import load_run
-    from perfstudent.students.registry import get_family
-
-    if batches < 1 or batch_size < 1:
-        raise InputError("--batches and --batch-size must be at least 1")
-    run = load_run(Path(teacher))
-    spec = run.spec
-    bundle = load_dataset(data, data_dir=data_dir, seed=seed)
-    if (bundle.input_size, bundle.in_channels, bundle.num_classes) != (
-            spec.input_size, spec.in_channels, spec.num_classes):
-        raise InputError(
-            f"data {data} ({bundle.input_size}px, {bundle.in_channels} channels, "
-            f"{bundle.num_classes} classes) does not fit the teacher ({spec.input_size}px, "
-            f"{spec.in_channels} channels, {spec.num_classes} classes)")
-    model = run.model("best")
-    family = get_family(spec.family)
-    paths = {slot: family.slot_activation_path(slot) for slot in spec.widths}
-    stream = tqdm(_training_batches(bundle, batch_size, batches, seed), total=batches,
-                  desc="saliency", unit="batch", disable=not progress)
-    scores, samples = fisher_saliency(model, paths, stream, train_mode=train_mode)
-    checkpoint = Path(run.path) / "best.pt"
-    used = math.ceil(samples / batch_size)
-    return Saliency(spec.family, spec.input_size, spec.in_channels, spec.num_classes, scores,
-                    teacher_identity(Path(run.path), spec.to_dict(), checkpoint), used, samples,
-                    "train" if train_mode else "eval")

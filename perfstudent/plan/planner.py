@@ -1,20 +1,8 @@
-"""The latency-budget planner: per-slot widths of a student for a budget (DESIGN §3).
+"""The latency-budget planner: per-slot widths of a student for a budget (docs/planner.md).
 
-Strategies, all on the same latency model rounded up to a grid (see
-:mod:`perfstudent.students.slotcost` for the discretisation and its bound):
-
-- ``perf``: the performance-enhanced student. Maximise the saliency kept,
-  ``Σ_s top_{w_s}(Δ_s)`` (channels ranked by Fisher within each slot), subject
-  to ``fixed + Σ_s T_slot(w_s) ≤ budget − margin``: a multiple-choice knapsack
-  solved exactly by DP on the grid, each slot offering only its Pareto widths
-  (the top of each latency step). Without saliency every channel scores 1: the
-  widest student (most channels) that fits.
-- ``pruned``: the channel-pruned counterpart. Remove channels one at a time in
-  global increasing Fisher order (raw scores, no per-layer normalisation, as
-  pytorch-prunes' ``fisher_prune``; one-shot, without its fine-tuning between
-  removals), never a slot below 1 channel, until the prediction fits.
-- ``uniform``: one multiplier m for all slots, ``w_s = max(1, floor(m·full_s + 0.5))``,
-  the largest m that fits.
+``make_plan`` builds the planning problem on a latency model (a LUT view),
+hands it to a registered strategy (:mod:`perfstudent.plan.strategies`) and
+records the result as a :class:`Plan` (JSON ``perfstudent.plan/1``).
 """
 
 from __future__ import annotations
@@ -27,15 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from perfstudent.errors import InputError
-from perfstudent.students.knapsack import pareto_candidates, solve_mckp
+from perfstudent.plan.problem import LatencyModel, PlanningProblem, build_problem
+from perfstudent.plan.saliency import Saliency
+from perfstudent.plan.strategies import get_strategy, strategy_names
 from perfstudent.students.registry import get_family
-from perfstudent.students.saliency import Saliency
-from perfstudent.students.slotcost import LatencyModel, PlanningProblem, build_problem
 from perfstudent.students.widthspec import WidthSpec
 from perfstudent.units import format_ms
 
 SCHEMA = "perfstudent.plan/1"
-STRATEGIES = ("perf", "pruned", "uniform")
 
 
 class InfeasibleBudget(InputError):
@@ -106,54 +93,6 @@ def _scores(base: WidthSpec, saliency: Saliency | None) -> dict[str, list[float]
     return saliency.slots
 
 
-def plan_perf(problem: PlanningProblem) -> dict[str, int] | None:
-    """Exact knapsack on the grid: max saliency kept s.t. Σ units ≤ capacity."""
-    widths_of, units, values = [], [], []
-    for curve in problem.curves:
-        keep = pareto_candidates(curve.units, curve.kept)
-        widths_of.append(keep + 1)
-        units.append(curve.units[keep])
-        values.append(curve.kept[keep])
-    chosen = solve_mckp(units, values, problem.capacity_units)
-    if chosen is None:
-        return None
-    return {c.slot: int(w[k]) for c, w, k in zip(problem.curves, widths_of, chosen, strict=True)}
-
-
-def plan_pruned(problem: PlanningProblem, scores: dict[str, list[float]]) -> dict[str, int] | None:
-    """Remove channels in global increasing Fisher order until the grid cost fits."""
-    widths = dict(problem.base.widths)
-    curves = {c.slot: c for c in problem.curves}
-    total = problem.units_of(widths)
-    order = sorted((score, i, slot) for i, slot in enumerate(widths) for score in scores[slot])
-    for _score, _i, slot in order:
-        if total <= problem.capacity_units:
-            break
-        if widths[slot] == 1:
-            continue
-        units = curves[slot].units
-        total += int(units[widths[slot] - 2] - units[widths[slot] - 1])
-        widths[slot] -= 1
-    return widths if total <= problem.capacity_units else None
-
-
-def uniform_widths(base: WidthSpec, multiplier: float) -> dict[str, int]:
-    """``w_s = max(1, floor(m·full_s + 0.5))`` for every slot."""
-    return {s: max(1, min(full, math.floor(multiplier * full + 0.5 + 1e-9)))
-            for s, full in base.widths.items()}
-
-
-def plan_uniform(problem: PlanningProblem) -> tuple[dict[str, int], float] | None:
-    """The largest multiplier whose widths fit (scanning every width change point)."""
-    points = {1.0} | {(w - 0.5) / full for full in problem.base.widths.values()
-                      for w in range(1, full + 1)}
-    for m in sorted(points, reverse=True):
-        widths = uniform_widths(problem.base, m)
-        if problem.fits(widths):
-            return widths, m
-    return None
-
-
 def _fingerprint_json(fingerprint: Any) -> Any:
     for attr in ("to_dict", "as_dict"):
         if hasattr(fingerprint, attr):
@@ -179,16 +118,6 @@ def _slot_report(problem: PlanningProblem, widths: dict[str, int]) -> list[dict[
     return rows
 
 
-def _solve(strategy: str, problem: PlanningProblem,
-           scores: dict[str, list[float]]) -> tuple[dict[str, int] | None, float | None]:
-    if strategy == "perf":
-        return plan_perf(problem), None
-    if strategy == "pruned":
-        return plan_pruned(problem, scores), None
-    found = plan_uniform(problem)
-    return (None, None) if found is None else found
-
-
 def make_plan(strategy: str, budget_ms: float, view: LatencyModel, base: WidthSpec,
               saliency: Saliency | None = None, margin_ms: float = 0.0, *,
               device: str | None = None, backend: str | None = None, threads: int | None = None,
@@ -198,25 +127,25 @@ def make_plan(strategy: str, budget_ms: float, view: LatencyModel, base: WidthSp
     Raises :class:`InfeasibleBudget` (an InputError) with the smallest
     achievable latency when no student fits ``budget_ms - margin_ms``.
     """
-    if strategy not in STRATEGIES:
-        raise InputError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
-    if strategy == "pruned" and saliency is None:
-        raise InputError("strategy pruned needs a saliency file (it removes channels in Fisher order)")
+    chooser = get_strategy(strategy)
+    if chooser.needs_saliency and saliency is None:
+        raise InputError(f"strategy {strategy} needs a saliency file (it removes channels in Fisher "
+                         "order)")
     if not (math.isfinite(budget_ms) and budget_ms > 0):
         raise InputError(f"budget must be positive, got {budget_ms} ms")
     if not (math.isfinite(margin_ms) and 0 <= margin_ms < budget_ms):
         raise InputError(f"margin must be in [0, budget), got {margin_ms} ms")
     scores = _scores(base, saliency)
     problem = build_problem(view, base, scores, budget_ms - margin_ms, resolution_ms, max_cells)
-    widths, multiplier = _solve(strategy, problem, scores)
-    if widths is None:
+    choice = chooser.solve(problem, scores)
+    if choice is None:
         smallest = problem.smallest_ms()
         raise InfeasibleBudget(
             f"budget {format_ms(budget_ms)} (margin {format_ms(margin_ms)}) is infeasible for "
             f"{base.family} at {base.input_size}px with strategy {strategy}: the smallest achievable "
             f"predicted latency is {format_ms(smallest)}", smallest)
-    return _make(strategy, budget_ms, margin_ms, view, problem, widths, multiplier, saliency,
-                 device, backend, threads)
+    return _make(strategy, budget_ms, margin_ms, view, problem, choice.widths, choice.multiplier,
+                 saliency, device, backend, threads)
 
 
 def _make(strategy: str, budget_ms: float, margin_ms: float, view: LatencyModel,
@@ -236,6 +165,38 @@ def _make(strategy: str, budget_ms: float, margin_ms: float, view: LatencyModel,
         None if saliency is None else {"teacher": saliency.teacher, "batches": saliency.batches,
                                        "samples": saliency.samples},
     )
+
+
+DEFAULT_COVERAGE = 0.95
+
+
+def conformal_margin(residuals: list[float], budget_ms: float,
+                     coverage: float = DEFAULT_COVERAGE) -> tuple[float, str]:
+    """``(margin_ms, note)``: how far below ``budget_ms`` to plan, from validation residuals.
+
+    ``lut validate`` stores, per student, the residual ``r = measured / predicted - 1``.
+    If a new plan's residual is exchangeable with the stored ones, split conformal
+    prediction gives: with the ``n`` residuals sorted and ``k = ceil((n + 1) ·
+    coverage)``, a new ``r <= r_(k)`` with probability at least ``coverage``. Planning
+    to ``budget / (1 + r_(k))`` then keeps the measured latency within the budget
+    with that probability: ``margin = budget · r_(k) / (1 + r_(k))`` (0 when the LUT
+    over-predicts, ``r_(k) <= 0``). With ``k > n`` (too few residuals) the largest is
+    used instead, and the note says so.
+    """
+    if not 0 < coverage < 1:
+        raise InputError(f"coverage must be in (0, 1), got {coverage}")
+    clean = sorted(r for r in residuals if math.isfinite(r))
+    if not clean:
+        return 0.0, "auto: no validation residuals in the LUT (run `perfstudent lut validate`), margin 0"
+    n = len(clean)
+    k = math.ceil((n + 1) * coverage)
+    bound = clean[min(k, n) - 1]
+    margin = budget_ms * bound / (1 + bound) if bound > 0 else 0.0
+    if k > n:
+        return margin, (f"auto: only {n} validation residuals, too few for a {coverage:.0%} bound; "
+                        f"used the largest, {bound:+.1%}")
+    return margin, (f"auto: {coverage:.0%} of students measure within the budget (conformal bound "
+                    f"{bound:+.1%} from {n} validation residuals)")
 
 
 def plan_summary(plan: Plan) -> str:
@@ -263,5 +224,5 @@ def total_saliency_kept(plan: Plan, saliency: Saliency) -> float:
     return saliency.kept(plan.spec.widths)
 
 
-__all__ = ["STRATEGIES", "InfeasibleBudget", "Plan", "make_plan", "plan_perf", "plan_pruned",
-           "plan_summary", "plan_uniform", "total_saliency_kept", "uniform_widths"]
+__all__ = ["InfeasibleBudget", "Plan", "conformal_margin", "make_plan", "plan_summary",
+           "strategy_names", "total_saliency_kept"]

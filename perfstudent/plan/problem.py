@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from perfstudent.students.knapsack import FloatArray, IntArray
+from perfstudent.plan.knapsack import FloatArray, IntArray
 from perfstudent.students.widthspec import WidthSpec
 
 #: Float slack when rounding a cost that is a multiple of the grid (avoids 7.000000001 -> 8).

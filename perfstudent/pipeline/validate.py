@@ -36,21 +36,28 @@ the machine not moved.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
 from perfstudent.errors import InputError
+from perfstudent.lut import Fingerprint, LatencyTable, spec_context
+from perfstudent.lut.view import LatencyView, context_key
+from perfstudent.measurement import Measurement, TimingProtocol, check_estimator
+from perfstudent.plan.planner import InfeasibleBudget, make_plan
+from perfstudent.plan.problem import build_problem
+from perfstudent.plan.strategies import get_strategy, strategy_names
+from perfstudent.students import conv_shapes
 from perfstudent.students.sampling import KINDS, sample_students, uniform_student
 
 if TYPE_CHECKING:
     from perfstudent.convshape import ConvShape
-    from perfstudent.lut.view import LatencyView
+    from perfstudent.pipeline import Target
+    from perfstudent.plan.saliency import Saliency
     from perfstudent.profiler.backends import Backend
-    from perfstudent.profiler.measurement import Measurement, TimingProtocol
-    from perfstudent.students.saliency import Saliency
     from perfstudent.students.widthspec import WidthSpec
 
 SCHEMA = "perfstudent.validation/2"
@@ -80,9 +87,6 @@ def scores(predicted: list[float], measured: list[float]) -> dict[str, float]:
 def plan_students(view: LatencyView, base: WidthSpec, count: int,
                   saliency: Saliency | None = None) -> list[tuple[str, WidthSpec]]:
     """The planner's outputs at ``count`` budgets per strategy, between smallest and full."""
-    from perfstudent.students.planner import STRATEGIES, InfeasibleBudget, make_plan
-    from perfstudent.students.slotcost import build_problem
-
     if count < 1:
         return []
     scores_ = {s: [1.0] * w for s, w in base.widths.items()}
@@ -90,8 +94,8 @@ def plan_students(view: LatencyView, base: WidthSpec, count: int,
     full = view.predict(base).total_ms
     budgets = np.linspace(smallest + 0.15 * (full - smallest), full * 0.95, count)
     out = []
-    for strategy in STRATEGIES:
-        if strategy == "pruned" and saliency is None:
+    for strategy in strategy_names():
+        if get_strategy(strategy).needs_saliency and saliency is None:
             continue
         for budget in budgets:
             try:
@@ -174,8 +178,6 @@ class ValidationReport:
 
 def _sweep_networks(view: LatencyView, base: WidthSpec) -> list[tuple[WidthSpec, float]]:
     """The calibration networks the sweep measured for ``base``'s context, and their ms then."""
-    from perfstudent.lut.view import context_key
-
     found = view.overheads.get(context_key(base))
     points = found[1].get("points", []) if found else []
     out = []
@@ -188,8 +190,6 @@ def _sweep_networks(view: LatencyView, base: WidthSpec) -> list[tuple[WidthSpec,
 
 
 def _macs(spec: WidthSpec) -> int:
-    from perfstudent.students import conv_shapes
-
     return sum(layer.shape.macs for layer in conv_shapes(spec))
 
 
@@ -210,8 +210,6 @@ def _passes(backend: Backend, groups: list[list[Any]], protocol: TimingProtocol,
 
 
 def _joined(a: Measurement, b: Measurement) -> float:
-    from perfstudent.profiler.measurement import Measurement
-
     both = Measurement(a.samples_ms + b.samples_ms, a.estimator, a.inner)
     return both.ms
 
@@ -221,8 +219,6 @@ def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
              saliency: Saliency | None = None, predictors: tuple[str, ...] = PREDICTORS,
              plans: bool = True) -> ValidationReport:
     """Predict and measure about ``samples`` students of ``base``'s family (module docstring)."""
-    from perfstudent.students import conv_shapes
-
     unknown = set(predictors) - set(PREDICTORS)
     if unknown or "lut" not in predictors:
         raise InputError(f"predictors must include lut and be among {', '.join(PREDICTORS)}")
@@ -264,3 +260,37 @@ def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
         report.macs_fit = {"ms_per_gmac": float(slope * 1e9), "intercept_ms": float(intercept)}
         report.predicted["macs"] = [float(intercept + slope * _macs(s)) for _, s in students]
     return report
+
+
+def validate_lut(target: Target, lut: Path | None, base: WidthSpec, samples: int, seed: int = 0, *,
+                 saliency: Saliency | None = None, predictors: tuple[str, ...] = PREDICTORS,
+                 plans: bool = True, estimator: str | None = None,
+                 progress: bool = True) -> tuple[ValidationReport, bool]:
+    """The use case: validate the LUT at ``lut`` for ``target``; store the residuals in it.
+
+    ``estimator`` re-reads the LUT's raw samples and times the students with it.
+    Returns the report and whether the residuals could be stored (a read-only LUT
+    is validated all the same).
+    """
+    protocol = target.timing()
+    if estimator is not None:
+        protocol = replace(protocol, estimator=check_estimator(estimator))
+    backend = target.make_backend()
+    try:
+        with LatencyTable.open(lut, create=False) as table:
+            fp = Fingerprint.for_backend(backend)
+            view = table.view(fp)
+            if estimator is not None:
+                view = LatencyView(fp, table.rows(fp), table.overheads(fp), estimator)
+        report = validate(view, backend, base, samples, protocol, seed, progress, saliency,
+                          predictors, plans)
+    finally:
+        backend.close()
+    try:
+        with LatencyTable.open(lut, create=False) as table:
+            table.add_validation(fp, spec_context(base), {"residuals": report.residuals(),
+                                                          "estimator": report.estimator,
+                                                          "summary": report.summary()})
+    except InputError:
+        return report, False
+    return report, True
