@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner, Result
 
-from perfstudent.cli import cli, planning
+from perfstudent import pipeline
+from perfstudent.cli import cli
 from perfstudent.plan.saliency import Saliency
 from perfstudent.plan.synthetic import StaircaseModel
 from perfstudent.students import full_spec
@@ -29,12 +30,12 @@ def synthetic_lut(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     """Replace the LUT lookup by the synthetic model; record what was asked for."""
     calls: list[tuple[Any, ...]] = []
 
-    def fake_open(lut: Path | None, device: str, backend: str, threads: int, spec: Any,
-                  **options: Any) -> tuple[StaircaseModel, list[float]]:
-        calls.append((lut, device, backend, threads, options))
-        return MODEL, []
+    def fake_open(target: Any, lut: Path | None) -> StaircaseModel:
+        calls.append((lut, target.device, target.backend, target.threads, target.options))
+        return MODEL
 
-    monkeypatch.setattr(planning, "open_view_and_residuals", fake_open)
+    monkeypatch.setattr(pipeline, "open_view", fake_open)
+    monkeypatch.setattr(pipeline, "residuals", lambda target, lut, spec: [])
     return calls
 
 

@@ -8,28 +8,12 @@ full-width network of the experiment's family on the experiment's device.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from perfstudent.errors import InputError
-
-_UNITS_MS = {"s": 1000.0, "ms": 1.0, "us": 1e-3, "µs": 1e-3}
-_DURATION = re.compile(r"\s*(?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(?P<unit>[a-zA-Zµ]*)\s*")
-
-
-def parse_duration_ms(text: str) -> float:
-    """``"3ms"`` -> 3.0; a unit is required (s, ms, us)."""
-    match = _DURATION.fullmatch(text)
-    unit = match["unit"].lower() if match else ""
-    if match is None or unit not in _UNITS_MS:
-        raise InputError(f"budget {text!r} is not a duration like 3ms, 0.003s or 3000us")
-    value = float(match["num"]) * _UNITS_MS[unit]
-    if not (math.isfinite(value) and value > 0):
-        raise InputError(f"budget {text!r} must be positive")
-    return value
-
+from perfstudent.units import parse_duration_ms
 
 @dataclass(frozen=True)
 class Budget:
@@ -43,7 +27,7 @@ class Budget:
 def budget_label(given: str | float) -> str:
     """A file-name-safe label: ``0.5`` -> ``x0.50``, ``"3ms"`` -> ``3ms``."""
     if isinstance(given, str):
-        return re.sub(r"[^A-Za-z0-9.]+", "", given.replace("µ", "u")) or "budget"
+        return re.sub(r"[^A-Za-z0-9.]+", "", given.replace("µ", "u").replace("μ", "u")) or "budget"
     return f"x{given:.2f}" if round(given, 2) == given else f"x{given:.4g}"
 
 
@@ -51,7 +35,7 @@ def resolve_budgets(given: list[Any], full_ms: float) -> list[Budget]:
     """Budgets in ms, in the order given (fractions scaled by ``full_ms``)."""
     out = []
     for item in given:
-        ms = parse_duration_ms(item) if isinstance(item, str) else float(item) * full_ms
+        ms = parse_duration_ms(item, "budget") if isinstance(item, str) else float(item) * full_ms
         out.append(Budget(item, budget_label(item), ms))
     labels = [b.label for b in out]
     if len(set(labels)) != len(labels):

@@ -81,10 +81,10 @@ def _list(item: Check, unique: bool = True) -> Check:
 
 def _budget(v: Any) -> str | None:
     if isinstance(v, str):
-        from perfstudent.experiment.budgets import parse_duration_ms
+        from perfstudent.units import parse_duration_ms
 
         try:
-            parse_duration_ms(v)
+            parse_duration_ms(v, "budget")
         except InputError:
             return 'a duration with a unit ("3ms") or a fraction in (0, 1]'
         return None
