@@ -1,4 +1,4 @@
-"""ConvShape: the key of one measured layer (DESIGN §2).
+"""ConvShape: the key of one measured layer (docs/design.md, glossary).
 
 Identical layers in different places of a network (or of different networks)
 share one ConvShape and therefore one latency-table row, as in HALP.

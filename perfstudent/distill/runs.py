@@ -1,4 +1,4 @@
-"""Run directories (DESIGN §5): what ``train`` and ``distill`` write, and how to read it back.
+"""Run directories (docs/design.md, files users see): what ``train`` and ``distill`` write, and how to read it back.
 
 ::
 

@@ -1,4 +1,4 @@
-"""Accuracy-latency fronts: collect runs, measure them, Pareto fronts, figures (DESIGN §1)."""
+"""Accuracy-latency fronts: collect runs, measure them, Pareto fronts, figures (docs/design.md, layers)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A slot's latency staircase from the LUT (DESIGN §3).
+"""A slot's latency staircase from the LUT (docs/design.md, formulas).
 
 ``T_slot(w) = LatencyView.slot_ms(base, slot, w)`` (the cost of the slot's block
 at width ``w`` in context) for ``w = 1..full``. Conv kernels are vectorised over channel

@@ -1,4 +1,4 @@
-"""Fingerprint: everything that changes a latency (DESIGN §2).
+"""Fingerprint: everything that changes a latency (docs/design.md, glossary).
 
 Device model and properties, OS/kernel, CPU governor, threads, backend and its
 version, the backend's latency-relevant settings, dtype and batch. Its ``id``

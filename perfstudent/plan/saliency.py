@@ -1,4 +1,4 @@
-"""Fisher saliency of the prunable channels of a teacher (DESIGN §3).
+"""Fisher saliency of the prunable channels of a teacher (docs/design.md, formulas).
 
 For the activation ``a`` (N×C×H×W) of a slot, taken right after the slot's
 BN+ReLU (the output of ``Family.slot_activation_path(slot)``), and ``g`` the

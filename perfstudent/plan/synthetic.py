@@ -1,7 +1,7 @@
 """A synthetic staircase latency model, for tests and for timing the planner.
 
 NOT a device model: no number it produces was measured. It mimics the shape
-of real CPU latency tables (DESIGN §3): conv kernels process output channels
+of real CPU latency tables (docs/design.md, formulas): conv kernels process output channels
 in blocks of ``block`` channels, so latency is a staircase in width,
 ``t = base_ms + ms_per_gmac · MACs(ceil(cout/block)·block, ceil(cin/block)·block) / 1e9``,
 optionally with deterministic per-shape noise (a hash of the shape key) so

@@ -1,4 +1,4 @@
-"""Devices: named descriptors of where latency is measured (DESIGN §2 "Device").
+"""Devices: named descriptors of where latency is measured (docs/design.md, glossary).
 
 A Device says what the hardware is, how it is reached (in this process, or a
 TVM RPC key on a tracker), its TVM target and its default thread count.

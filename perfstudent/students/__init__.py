@@ -43,7 +43,7 @@ def build(spec: WidthSpec) -> nn.Module:
 
 
 def conv_shapes(spec: WidthSpec, batch: int = 1) -> list[Layer]:
-    """Every conv and linear layer of ``build(spec)`` as a :class:`Layer` (DESIGN §2)."""
+    """Every conv and linear layer of ``build(spec)`` as a :class:`Layer` (docs/design.md, glossary)."""
     return get_family(spec.family).layers(spec, batch)
 
 

@@ -92,7 +92,7 @@ class Family(ABC):
 
     @abstractmethod
     def stage_paths(self) -> tuple[str, ...]:
-        """Module paths whose outputs attention transfer matches (DESIGN §3)."""
+        """Module paths whose outputs attention transfer matches (docs/design.md, formulas)."""
 
     @abstractmethod
     def slot_activation_path(self, slot: str) -> str:

@@ -1,4 +1,4 @@
-"""WidthSpec: a family plus the width of every prunable slot (DESIGN §2).
+"""WidthSpec: a family plus the width of every prunable slot (docs/design.md, glossary).
 
 WidthSpec is the currency between planner, profiler, builder and distiller.
 It serialises to readable JSON::
