@@ -37,10 +37,10 @@ import torch
 
 from perfstudent.distill.data import load_dataset
 from perfstudent.distill.distributed import DistContext
+from perfstudent.distill.epoch import StepRunner
 from perfstudent.distill.hooks import FeatureCapture
 from perfstudent.distill.job import Job
 from perfstudent.distill.losses import distill_loss
-from perfstudent.distill.epoch import StepRunner
 from perfstudent.distill.trainer import TrainConfig
 from perfstudent.students import build, full_spec, get_family
 

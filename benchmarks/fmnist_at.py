@@ -56,7 +56,7 @@ def main() -> None:
     common = dict(data="fashion-mnist", train_limit=args.train_limit, test_limit=args.test_limit,
                   threads=args.threads, progress=False)
     if args.phase in ("all", "teacher"):
-        _train(TrainConfig(out=args.teacher, arch="resnet20", epochs=args.teacher_epochs, seed=0,
+        _train(TrainConfig(out=args.teacher, family="resnet20", epochs=args.teacher_epochs, seed=0,
                            **common))  # type: ignore[arg-type]
     base = full_spec("resnet20", 28, 1, 10)
     thin = base.with_widths({s: max(1, w // 4) for s, w in base.widths.items()})

@@ -20,7 +20,7 @@ from _common import conditions, write_result
 from perfstudent.profiler.backends import get_backend
 from perfstudent.profiler.devices import get_device
 from perfstudent.profiler.measure import PROTOCOLS
-from perfstudent.students import conv_shapes, full_spec
+from perfstudent.students import full_spec, network_layers
 
 
 def main() -> None:
@@ -33,7 +33,7 @@ def main() -> None:
     args = ap.parse_args()
     info = conditions()
     protocol, spec = PROTOCOLS[args.protocol], full_spec(args.family, args.input_size)
-    shapes = [layer.shape for layer in conv_shapes(spec)]
+    shapes = [layer.shape for layer in network_layers(spec)]
     result: dict[str, object] = {}
     for level in ("extended", "all", "basic"):
         backend = get_backend("onnxruntime", get_device("local"), 1, opt_level=level, clock=args.clock)

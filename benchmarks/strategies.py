@@ -43,7 +43,7 @@ def main() -> None:
         label = "SYNTHETIC staircase model (not measured)"
     else:
         from perfstudent.lut import LatencyTable
-    from perfstudent.pipeline import Target
+        from perfstudent.pipeline import Target
 
         with LatencyTable.open(args.lut, create=False) as table:
             view = Target(args.device, args.backend, args.threads).view(table)

@@ -87,7 +87,7 @@ def test_export_bad_input_exits_2_with_one_line(runner: CliRunner, tmp_path: Pat
 
 def test_export_needs_spec_or_arch(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(cli, ["export", "--out", str(tmp_path / "m.onnx")])
-    assert result.exit_code == 2 and "exactly one of --spec or --arch" in result.output
+    assert result.exit_code == 2 and "exactly one of --spec or --family" in result.output
     result = runner.invoke(cli, ["export", "--arch", "resnet999", "--out", str(tmp_path / "m.onnx")])
     assert result.exit_code == 2 and "unknown family" in result.output
 

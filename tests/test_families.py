@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from perfstudent.students import build, conv_shapes, family_shapes, full_spec, get_family
+from perfstudent.students import build, family_shapes, full_spec, get_family, network_layers
 
 # (family, published parameter count, significant digits it was published with),
 # each for the family's usual input and classes (CIFAR-10 or ImageNet-1k).
@@ -126,7 +126,7 @@ def test_conv_shapes_match_forward_hooks(family: str, kw: dict, full: bool) -> N
     batch = 2
     x = torch.randn(batch, spec.in_channels, spec.input_size, spec.input_size)
     hooked = _hooked_shapes(model, x)
-    layers = conv_shapes(spec, batch=batch)
+    layers = network_layers(spec, batch=batch)
     assert [layer.path for layer in layers] == list(hooked)  # same layers, execution order
     for layer in layers:
         s = layer.shape
@@ -140,7 +140,7 @@ def test_conv_shapes_match_forward_hooks(family: str, kw: dict, full: bool) -> N
 def test_slots_and_fixed_layers(family: str) -> None:
     spec = full_spec(family)
     fam = get_family(family)
-    layers = conv_shapes(spec)
+    layers = network_layers(spec)
     slots = {layer.slot for layer in layers if layer.slot is not None}
     assert slots == set(spec.widths)
     roles = {layer.role for layer in layers}
@@ -168,7 +168,7 @@ def test_family_shapes_covers_every_width_once() -> None:
     rng = random.Random(0)
     for _ in range(20):
         spec = _random_spec("resnet20", rng)
-        assert {layer.shape for layer in conv_shapes(spec)} <= set(shapes)
+        assert {layer.shape for layer in network_layers(spec)} <= set(shapes)
     # Identical slots share rows: 16 widths x 2 convs x (stage1 + stage2-first + stage2-rest + ...)
     stage1 = {s for s in shapes if s.height == 32 and s.stride == 1 and s.cin <= 16 and s.cout <= 16}
     assert len(stage1) == 1 + 16 + 16  # stem + conv1(16->w) + conv2(w->16) per width; stem shares none

@@ -45,5 +45,5 @@ def test_plan_prediction_is_the_views_prediction_and_fills_the_budget(tmp_path: 
 
 def test_missing_overhead_names_the_profile_command(tmp_path: Path) -> None:
     view = make_view(tmp_path, "resnet20", with_overhead=False)
-    with pytest.raises(InputError, match=r"perfstudent profile .*--arch resnet20 --input-size 32"):
+    with pytest.raises(InputError, match=r"perfstudent profile .*--family resnet20 --input-size 32"):
         make_plan("perf", 5.0, view, full_spec("resnet20"))

@@ -160,7 +160,7 @@ def test_bad_teacher_checkpoint_exits_2_and_leaves_runs_intact(tmp_path: Path, t
 
 def test_usage_errors_exit_2(tmp_path: Path, teacher: Path) -> None:
     result = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "r")])
-    _one_error_line(result, "exactly one of --arch or --spec")
+    _one_error_line(result, "exactly one of --family or --spec")
     result = CliRunner().invoke(cli, ["distill", "--teacher", str(teacher), "--out", str(tmp_path / "r")])
     _one_error_line(result, "exactly one of --plan or --spec")
     result = CliRunner().invoke(cli, ["distill", "--spec", "x.json", "--teacher", str(tmp_path),

@@ -48,14 +48,15 @@ def devices(as_json: bool) -> None:
 @cli.command()
 @click.option("--spec", "spec_path", type=click.Path(path_type=Path), default=None,
               help="WidthSpec (or Plan) JSON file.")
-@click.option("--arch", default=None, help="Export the full-width network of this family instead.")
-@click.option("--input-size", type=int, default=None, help="With --arch: input resolution.")
-@click.option("--in-channels", type=int, default=None, help="With --arch: input channels.")
-@click.option("--num-classes", type=int, default=None, help="With --arch: number of classes.")
+@click.option("--family", "--arch", "family", default=None,
+              help="Export the full-width network of this family instead.")
+@click.option("--input-size", type=int, default=None, help="With --family: input resolution.")
+@click.option("--in-channels", type=int, default=None, help="With --family: input channels.")
+@click.option("--num-classes", type=int, default=None, help="With --family: number of classes.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--opset", type=click.IntRange(min=17), default=18, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output .onnx path.")
-def export(spec_path: Path | None, arch: str | None, input_size: int | None,
+def export(spec_path: Path | None, family: str | None, input_size: int | None,
            in_channels: int | None, num_classes: int | None, batch: int, opset: int,
            out: Path) -> None:
     """Export a student to ONNX.
@@ -63,14 +64,14 @@ def export(spec_path: Path | None, arch: str | None, input_size: int | None,
     \b
     Example:
       perfstudent export --spec spec.json --out model.onnx
-      perfstudent export --arch resnet20 --out resnet20.onnx
+      perfstudent export --family resnet20 --out resnet20.onnx
     """
     from perfstudent.students import WidthSpec, full_spec
     from perfstudent.students.export import export_onnx
 
-    if (spec_path is None) == (arch is None):
-        raise InputError("give exactly one of --spec or --arch")
-    spec = WidthSpec.load(spec_path) if spec_path else full_spec(str(arch), input_size,
+    if (spec_path is None) == (family is None):
+        raise InputError("give exactly one of --spec or --family")
+    spec = WidthSpec.load(spec_path) if spec_path else full_spec(str(family), input_size,
                                                                  in_channels, num_classes)
     export_onnx(spec, out, batch=batch, opset=opset)
     click.echo(f"wrote {out}")

@@ -18,7 +18,7 @@ def lut() -> None:
     \b
     Example:
       perfstudent lut show
-      perfstudent lut validate --arch resnet20 --samples 50
+      perfstudent lut validate --family resnet20 --samples 50
     """
 
 
@@ -119,7 +119,7 @@ def merge(other: Path, lut_path: Path | None, on_conflict: str) -> None:
 
 @lut.command()
 @target_options
-@click.option("--arch", required=True, help="Family of the students.")
+@click.option("--family", "--arch", "family", required=True, help="Family of the students.")
 @click.option("--input-size", type=int, default=None, help="Input resolution (family default).")
 @click.option("--in-channels", type=int, default=None, help="Input channels (family default).")
 @click.option("--num-classes", type=int, default=None, help="Classes (family default).")
@@ -137,7 +137,7 @@ def merge(other: Path, lut_path: Path | None, on_conflict: str) -> None:
 @LUT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def validate(device: str, backend: str, threads: int, options: tuple[str, ...], protocol_name: str,
-             arch: str, input_size: int | None, in_channels: int | None, num_classes: int | None,
+             family: str, input_size: int | None, in_channels: int | None, num_classes: int | None,
              samples: int, seed: int, saliency_path: Path | None, predictors: str,
              estimator: str | None, plans: bool, lut_path: Path | None, as_json: bool) -> None:
     """Predict students with the LUT and two proxies, measure them, and compare.
@@ -151,14 +151,14 @@ def validate(device: str, backend: str, threads: int, options: tuple[str, ...], 
 
     \b
     Example:
-      perfstudent lut validate --arch resnet20 --samples 50
-      perfstudent lut validate --arch resnet20 --input-size 8 --in-channels 1 --json
+      perfstudent lut validate --family resnet20 --samples 50
+      perfstudent lut validate --family resnet20 --input-size 8 --in-channels 1 --json
     """
     from perfstudent.pipeline.validate import validate_lut
     from perfstudent.plan.saliency import Saliency
     from perfstudent.students import full_spec
 
-    base = full_spec(arch, input_size, in_channels, num_classes)
+    base = full_spec(family, input_size, in_channels, num_classes)
     chosen = tuple(p.strip() for p in predictors.split(",") if p.strip())
     sal = Saliency.load(saliency_path) if saliency_path else None
     target = target_of(device, backend, threads, options, protocol_name)

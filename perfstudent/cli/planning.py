@@ -51,7 +51,7 @@ def saliency(teacher: Path, data: str, data_dir: Path | None, batches: int, batc
 
 @cli.command()
 @click.option("--budget", required=True, help="Latency budget with a unit: 30ms, 0.03s, 1500us.")
-@click.option("--arch", required=True, help="Student family, e.g. resnet20.")
+@click.option("--family", "--arch", "family", required=True, help="Student family, e.g. resnet20.")
 @click.option("--device", default="local", show_default=True)
 @click.option("--backend", default="onnxruntime", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
@@ -75,7 +75,7 @@ def saliency(teacher: Path, data: str, data_dir: Path | None, batches: int, batc
 @click.option("--protocol", "protocol_name", type=click.Choice(["default", "fast", "careful"]),
               default="default", show_default=True, help="Timing protocol of --verify.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output plan JSON.")
-def plan(budget: str, arch: str, device: str, backend: str, threads: int,
+def plan(budget: str, family: str, device: str, backend: str, threads: int,
          options: tuple[str, ...], input_size: int | None, in_channels: int | None, num_classes: int | None,
          lut: Path | None, saliency_path: Path | None, strategy: str, margin: str,
          verify: bool, protocol_name: str, out: Path) -> None:
@@ -83,20 +83,20 @@ def plan(budget: str, arch: str, device: str, backend: str, threads: int,
 
     \b
     Example:
-      perfstudent plan --budget 2ms --arch resnet20 --device local --backend onnxruntime \\
+      perfstudent plan --budget 2ms --family resnet20 --device local --backend onnxruntime \\
           --threads 1 --saliency sal.json --out plan.json
     """
+    from perfstudent.durations import parse_duration_ms
     from perfstudent.pipeline import Target
     from perfstudent.pipeline import plan as run_plan
     from perfstudent.plan.planner import plan_summary
     from perfstudent.plan.saliency import Saliency
     from perfstudent.students import full_spec
-    from perfstudent.units import parse_duration_ms
 
     budget_ms = parse_duration_ms(budget, "budget")
     margin_ms = None if margin == "auto" else parse_duration_ms(margin, "margin", allow_zero=True)
     sal = Saliency.load(saliency_path) if saliency_path else None
-    base = full_spec(arch, input_size or (sal.input_size if sal else None),
+    base = full_spec(family, input_size or (sal.input_size if sal else None),
                      in_channels or (sal.in_channels if sal else None),
                      num_classes or (sal.num_classes if sal else None))
     target = Target(device, backend, threads, parse_options(options), protocol_name)
@@ -111,8 +111,8 @@ def plan(budget: str, arch: str, device: str, backend: str, threads: int,
 
 
 def _verify(result: Any, target: Any) -> dict[str, Any]:
+    from perfstudent.durations import format_ms
     from perfstudent.pipeline import measure as run_measure
-    from perfstudent.units import format_ms
 
     measured = run_measure(target, result.spec)
     verdict = "within budget" if measured.ms <= result.budget_ms else "OVER budget"

@@ -20,16 +20,17 @@ from perfstudent.cli.options import (
 from perfstudent.errors import InputError
 
 
-def _family_spec(arch: str, input_size: int | None, in_channels: int | None,
+def _family_spec(family: str, input_size: int | None, in_channels: int | None,
                  num_classes: int | None) -> Any:
     from perfstudent.students import full_spec
 
-    return full_spec(arch, input_size, in_channels, num_classes)
+    return full_spec(family, input_size, in_channels, num_classes)
 
 
 @cli.command()
 @target_options
-@click.option("--arch", required=True, help="Family to sweep (e.g. resnet20, resnet56, resnet18).")
+@click.option("--family", "--arch", "family", required=True,
+              help="Family to sweep (e.g. resnet20, resnet56, resnet18).")
 @click.option("--input-size", type=int, default=None, help="Input resolution (family default).")
 @click.option("--in-channels", type=int, default=None, help="Input channels (family default).")
 @click.option("--num-classes", type=int, default=None, help="Classes (family default).")
@@ -41,7 +42,7 @@ def _family_spec(arch: str, input_size: int | None, in_channels: int | None,
 @LUT_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the sweep report as JSON.")
 def profile(device: str, backend: str, threads: int, options: tuple[str, ...], protocol_name: str,
-            arch: str, input_size: int | None, in_channels: int | None, num_classes: int | None,
+            family: str, input_size: int | None, in_channels: int | None, num_classes: int | None,
             exhaustive: bool, tolerance: float, tracker: str | None, tune_trials: int,
             lut_path: Path | None, as_json: bool) -> None:
     """Sweep every conv shape a family's students can have into the LUT.
@@ -50,18 +51,18 @@ def profile(device: str, backend: str, threads: int, options: tuple[str, ...], p
 
     \b
     Example:
-      perfstudent profile --device local --backend onnxruntime --arch resnet56 --threads 1
-      perfstudent profile --backend torch --arch resnet20 --exhaustive --lut r20.sqlite
+      perfstudent profile --device local --backend onnxruntime --family resnet56 --threads 1
+      perfstudent profile --backend torch --family resnet20 --exhaustive --lut r20.sqlite
       perfstudent profile --device pi4 --backend tvm --tracker 192.168.1.10:9190 \\
-          --arch resnet20 --tune-trials 256
+          --family resnet20 --tune-trials 256
     """
     from perfstudent.pipeline import Target
     from perfstudent.pipeline import profile as run_profile
     from perfstudent.profiler.sweep import SweepConfig
 
-    config = SweepConfig(arch, input_size, in_channels, num_classes, exhaustive=exhaustive,
+    config = SweepConfig(family, input_size, in_channels, num_classes, exhaustive=exhaustive,
                          tolerance=tolerance)
-    _family_spec(arch, input_size, in_channels, num_classes)  # validate before touching anything
+    _family_spec(family, input_size, in_channels, num_classes)  # validate before touching anything
     target = Target(device, backend, threads,
                     tvm_options(parse_options(options), backend, tune_trials, lut_path), protocol_name)
     report, path = run_profile(target, lut_path, config, tracker)
@@ -70,7 +71,7 @@ def profile(device: str, backend: str, threads: int, options: tuple[str, ...], p
         return
     share = (f" ({report.overhead_share:.0%} of the full network)"
              if report.overhead_share is not None else "")
-    click.echo(f"{arch}: measured {report.measured} rows ({report.skipped} already in the LUT), "
+    click.echo(f"{family}: measured {report.measured} rows ({report.skipped} already in the LUT), "
                f"{report.rounds} rounds, {report.wall_s:.1f} s (timed {report.timed_s:.1f} s); "
                f"overhead term {report.overhead_ms:+.4f} ms{share}; LUT {path}")
 

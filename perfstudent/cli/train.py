@@ -65,10 +65,11 @@ def _run(**kwargs: Any) -> None:
 
 
 @cli.command()
-@click.option("--arch", default=None, help="Family to train at full width (e.g. resnet20, wrn-16-2).")
+@click.option("--family", "--arch", "family", default=None,
+              help="Family to train at full width (e.g. resnet20, wrn-16-2).")
 @click.option("--spec", type=_PATH, default=None, help="WidthSpec (or Plan) JSON of the network to train.")
 @_common
-def train(arch: str | None, spec: Path | None, **kwargs: Any) -> None:
+def train(family: str | None, spec: Path | None, **kwargs: Any) -> None:
     """Train a network from scratch (a teacher or a baseline) into a run directory.
 
     SGD (momentum 0.9, weight decay 5e-4, lr 0.1, batch 128, cosine schedule by
@@ -77,13 +78,13 @@ def train(arch: str | None, spec: Path | None, **kwargs: Any) -> None:
 
     \b
     Example:
-      perfstudent train --arch resnet20 --data fashion-mnist --epochs 30 --out runs/teacher
-      perfstudent train --arch resnet20 --data fashion-mnist --epochs 30 --out runs/teacher --resume
-      torchrun --nproc_per_node 2 -m perfstudent train --arch resnet20 --data digits --out runs/t
+      perfstudent train --family resnet20 --data fashion-mnist --epochs 30 --out runs/teacher
+      perfstudent train --family resnet20 --data fashion-mnist --epochs 30 --out runs/teacher --resume
+      torchrun --nproc_per_node 2 -m perfstudent train --family resnet20 --data digits --out runs/t
     """
-    if (arch is None) == (spec is None):
-        raise InputError("give exactly one of --arch or --spec")
-    _run(kind="train", arch=arch, spec=spec, **kwargs)
+    if (family is None) == (spec is None):
+        raise InputError("give exactly one of --family or --spec")
+    _run(kind="train", family=family, spec=spec, **kwargs)
 
 
 @cli.command()

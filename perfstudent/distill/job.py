@@ -1,6 +1,6 @@
 """Resolve a TrainConfig into what a run needs, validating everything before anything is written.
 
-The student's WidthSpec comes from ``--arch`` (full width for the data), a
+The student's WidthSpec comes from ``--family`` (full width for the data), a
 ``--spec`` file or a ``--plan`` file (its ``"spec"``); it must fit the data
 (input channels, classes, input size). A teacher run must hold the same
 family as the student (so its ``stage_paths()`` match one to one) and have
@@ -33,15 +33,15 @@ class Job:
     teacher: nn.Module | None
 
 
-def resolve_spec(arch: str | None, spec_path: Path | None, plan_path: Path | None,
+def resolve_spec(family: str | None, spec_path: Path | None, plan_path: Path | None,
                  data: DatasetBundle) -> tuple[WidthSpec, dict[str, Any] | None]:
     """The student's WidthSpec (and the plan dict, if any), checked against the data."""
-    given = [x for x in (arch, spec_path, plan_path) if x is not None]
+    given = [x for x in (family, spec_path, plan_path) if x is not None]
     if len(given) != 1:
-        raise InputError("give exactly one of --arch, --spec or --plan")
+        raise InputError("give exactly one of --family, --spec or --plan")
     plan = None
-    if arch is not None:
-        spec = full_spec(arch, data.input_size, data.in_channels, data.num_classes)
+    if family is not None:
+        spec = full_spec(family, data.input_size, data.in_channels, data.num_classes)
     elif spec_path is not None:
         spec = WidthSpec.load(spec_path)
     else:
@@ -88,7 +88,7 @@ def prepare_job(config: Any) -> Job:
     """Load data, spec, plan and teacher for ``config`` (a TrainConfig); writes nothing."""
     data = load_dataset(config.data, config.data_dir, 0, config.train_limit, config.test_limit,
                         config.input_size)
-    spec, plan = resolve_spec(config.arch, config.spec, config.plan, data)
+    spec, plan = resolve_spec(config.family, config.spec, config.plan, data)
     teacher_run, teacher = (None, None)
     if config.teacher is not None:
         teacher_run, teacher = load_teacher(config.teacher, spec, data)

@@ -1,4 +1,6 @@
-"""Run directories (docs/design.md, files users see): what ``train`` and ``distill`` write, and how to read it back.
+"""Run directories: what ``train`` and ``distill`` write, and how to read it back.
+
+(docs/design.md, files users see.)
 
 ::
 
@@ -141,6 +143,8 @@ def _check_resumable(path: Path, config: dict[str, Any]) -> None:
     old = read_json(path / "config.json", "run config")
     if not isinstance(old, dict):
         raise InputError(f"cannot resume {path}: config.json is not an object")
+    if "arch" in old and "family" not in old:  # runs written before the key was renamed
+        old["family"] = old.pop("arch")
     changed = sorted(k for k in set(old) | set(config)
                      if k not in _RESUME_FREE and old.get(k) != config.get(k))
     if changed:

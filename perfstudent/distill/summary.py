@@ -7,7 +7,7 @@ from typing import Any
 
 from perfstudent.distill.runs import SUMMARY_SCHEMA
 from perfstudent.io import read_json, write_json
-from perfstudent.students import build, conv_shapes
+from perfstudent.students import build, network_layers
 
 
 def write_summary(config: Any, job: Any, history: list[dict[str, float]]) -> dict[str, Any]:
@@ -34,7 +34,7 @@ def write_summary(config: Any, job: Any, history: list[dict[str, float]]) -> dic
         "best_test_acc": best["test_acc"] if best else None,
         "best_epoch": int(best["epoch"]) if best else None,
         "params": sum(p.numel() for p in model.parameters()),
-        "macs": sum(layer.shape.macs for layer in conv_shapes(job.spec, 1)),
+        "macs": sum(layer.shape.macs for layer in network_layers(job.spec, 1)),
         "teacher": str(config.teacher) if config.teacher is not None else None,
         "teacher_test_acc": (job.teacher_run.summary.get("best_test_acc")
                              if job.teacher_run is not None else None),

@@ -29,9 +29,9 @@ from tqdm import tqdm
 
 from perfstudent.distill import checkpoint as ckpt
 from perfstudent.distill.distributed import DistContext, init_distributed
+from perfstudent.distill.epoch import StepRunner
 from perfstudent.distill.job import Job, prepare_job
 from perfstudent.distill.runs import prepare_run_dir, write_metrics
-from perfstudent.distill.epoch import StepRunner
 from perfstudent.distill.summary import write_summary
 from perfstudent.errors import InputError
 from perfstudent.io import write_json
@@ -47,7 +47,7 @@ class TrainConfig:
     out: Path
     data: str = "digits"
     kind: str = "train"  # "train" or "distill"
-    arch: str | None = None
+    family: str | None = None
     spec: Path | None = None
     plan: Path | None = None
     teacher: Path | None = None

@@ -121,7 +121,7 @@ def train(ctx: Context, out: Path, *, kind: str, seed: int, plan: Path | None = 
     if kind == "distill":
         extra = {"plan": plan, "teacher": teacher, "beta": section["beta"], "kd": section["kd"]}
     else:
-        extra = {"arch": ctx.family}
+        extra = {"family": ctx.family}
     config = TrainConfig(out=out, kind=kind, epochs=section["epochs"],
                          batch_size=section["batch_size"], lr=section["lr"], seed=seed,
                          threads=section["threads"],

@@ -12,8 +12,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from perfstudent.durations import parse_duration_ms
 from perfstudent.errors import InputError
-from perfstudent.units import parse_duration_ms
+
 
 @dataclass(frozen=True)
 class Budget:

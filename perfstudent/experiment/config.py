@@ -81,7 +81,7 @@ def _list(item: Check, unique: bool = True) -> Check:
 
 def _budget(v: Any) -> str | None:
     if isinstance(v, str):
-        from perfstudent.units import parse_duration_ms
+        from perfstudent.durations import parse_duration_ms
 
         try:
             parse_duration_ms(v, "budget")

@@ -212,12 +212,12 @@ def _canon(data: dict[str, Any]) -> str:
 def _missing_fingerprint_message(path: Path, fp: Fingerprint, known: list[Fingerprint]) -> str:
     if not known:
         return (f"LUT {path} is empty; fill it with `perfstudent profile --device {fp.device} "
-                f"--backend {fp.backend} --threads {fp.threads} --lut {path} --arch ARCH`")
+                f"--backend {fp.backend} --threads {fp.threads} --lut {path} --family FAMILY`")
     closest = min(known, key=lambda k: len(fp.differences(k)))
     diff = "; ".join(closest.differences(fp)[:4])
     return (f"LUT {path} holds rows of another fingerprint than asked ({diff}); measure this one "
             f"with `perfstudent profile --device {fp.device} --backend {fp.backend} "
-            f"--threads {fp.threads} --lut {path} --arch ARCH`")
+            f"--threads {fp.threads} --lut {path} --family FAMILY`")
 
 
 def _ensure_schema(conn: sqlite3.Connection, path: Path) -> None:

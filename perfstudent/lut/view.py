@@ -134,7 +134,7 @@ class LatencyView:
         raise InputError(
             f"the LUT has no row for {chain.block.label()} in its context ({fp.label()}) and no "
             f"measured neighbour to answer from; fill it with `perfstudent profile --device "
-            f"{fp.device} --backend {fp.backend} --threads {fp.threads} --arch ARCH --input-size N`")
+            f"{fp.device} --backend {fp.backend} --threads {fp.threads} --family FAMILY --input-size N`")
 
     def slot_chains(self, spec: WidthSpec, batch: int = 1) -> dict[str, Chain]:
         """Each slot's chain at ``spec``'s widths (the contexts are cached per family context)."""
@@ -170,7 +170,7 @@ class LatencyView:
             raise InputError(
                 f"the LUT has no overhead term for {spec.family} at {spec.input_size}x"
                 f"{spec.input_size} ({fp.label()}); measure it with `perfstudent profile --device "
-                f"{fp.device} --backend {fp.backend} --threads {fp.threads} --arch {spec.family} "
+                f"{fp.device} --backend {fp.backend} --threads {fp.threads} --family {spec.family} "
                 f"--input-size {spec.input_size}`")
         return self.overheads[key][0]
 

@@ -50,7 +50,7 @@ from perfstudent.measurement import Measurement, TimingProtocol, check_estimator
 from perfstudent.plan.planner import InfeasibleBudget, make_plan
 from perfstudent.plan.problem import build_problem
 from perfstudent.plan.strategies import get_strategy, strategy_names
-from perfstudent.students import conv_shapes
+from perfstudent.students import network_layers
 from perfstudent.students.sampling import KINDS, sample_students, uniform_student
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ def _sweep_networks(view: LatencyView, base: WidthSpec) -> list[tuple[WidthSpec,
 
 
 def _macs(spec: WidthSpec) -> int:
-    return sum(layer.shape.macs for layer in conv_shapes(spec))
+    return sum(layer.shape.macs for layer in network_layers(spec))
 
 
 def _passes(backend: Backend, groups: list[list[Any]], protocol: TimingProtocol,
@@ -227,7 +227,7 @@ def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
     calibration = [uniform_student(base, f) for f in CALIBRATION_FRACTIONS] if "macs" in predictors else []
     shapes: list[ConvShape] = []
     if "isolated" in predictors:
-        shapes = list(dict.fromkeys(layer.shape for _, s in students for layer in conv_shapes(s)))
+        shapes = list(dict.fromkeys(layer.shape for _, s in students for layer in network_layers(s)))
     then = _sweep_networks(view, base)
     specs = [s for _, s in students] + calibration + [s for s, _ in then]
     size = protocol.group
@@ -246,7 +246,7 @@ def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
     if "isolated" in predictors:
         iso = {sh: _joined(x, y) for sh, x, y in zip(shapes, a[len(specs):], b[len(specs):],
                                                     strict=True)}
-        report.predicted["isolated"] = [sum(iso[layer.shape] for layer in conv_shapes(s))
+        report.predicted["isolated"] = [sum(iso[layer.shape] for layer in network_layers(s))
                                         for _, s in students]
     m = n + len(calibration)
     report.drift = [_joined(x, y) / ms - 1 for (_, ms), x, y in zip(then, a[m:len(specs)],

@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from perfstudent.durations import format_ms
 from perfstudent.errors import InputError
 from perfstudent.plan.problem import LatencyModel, PlanningProblem, build_problem
 from perfstudent.plan.saliency import Saliency
 from perfstudent.plan.strategies import get_strategy, strategy_names
 from perfstudent.students.registry import get_family
 from perfstudent.students.widthspec import WidthSpec
-from perfstudent.units import format_ms
 
 SCHEMA = "perfstudent.plan/1"
 

@@ -23,11 +23,11 @@ __all__ = [
     "Layer",
     "WidthSpec",
     "build",
-    "conv_shapes",
     "family_names",
     "family_shapes",
     "full_spec",
     "get_family",
+    "network_layers",
 ]
 
 
@@ -42,8 +42,8 @@ def build(spec: WidthSpec) -> nn.Module:
     return get_family(spec.family).build(spec)
 
 
-def conv_shapes(spec: WidthSpec, batch: int = 1) -> list[Layer]:
-    """Every conv and linear layer of ``build(spec)`` as a :class:`Layer` (docs/design.md, glossary)."""
+def network_layers(spec: WidthSpec, batch: int = 1) -> list[Layer]:
+    """Every conv and linear layer of ``build(spec)``, in execution order (docs/design.md, glossary)."""
     return get_family(spec.family).layers(spec, batch)
 
 

@@ -1,4 +1,4 @@
-"""Parsing of durations given on the command line (latency budgets).
+"""Durations given on the command line and in configs (latency budgets, margins): one parser.
 
 A duration is a positive finite number followed by a unit: ``30ms``,
 ``0.03s``, ``1500us`` (``µs`` also accepted), ``2e-2s``; whitespace between

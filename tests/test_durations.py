@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from perfstudent.durations import format_ms, parse_duration_ms
 from perfstudent.errors import InputError
-from perfstudent.units import format_ms, parse_duration_ms
 
 positive = st.floats(min_value=1e-6, max_value=1e6, allow_nan=False, allow_infinity=False)
 
