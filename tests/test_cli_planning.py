@@ -9,13 +9,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from perfstudent import pipeline
 from perfstudent.cli import cli
 from perfstudent.plan.saliency import Saliency
 from perfstudent.plan.synthetic import StaircaseModel
 from perfstudent.students import full_spec
+from tests.cli_contract import one_line_error
 
 MODEL = StaircaseModel(noise=0.03)
 
@@ -44,13 +45,6 @@ def write_saliency(path: Path, arch: str = "resnet20", size: int = 32) -> Path:
     rng = np.random.default_rng(0)
     Saliency(arch, size, 3, 10, {s: rng.random(w).tolist() for s, w in spec.widths.items()}).save(path)
     return path
-
-
-def one_line_error(result: Result, code: int = 2) -> str:
-    assert result.exit_code == code, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def test_plan_writes_a_plan(runner: CliRunner, tmp_path: Path, synthetic_lut: list[Any]) -> None:

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from perfstudent.cli import cli
 from perfstudent.students import full_spec
+from tests.cli_contract import fails_cleanly
 
 TINY = ["--arch", "resnet20", "--input-size", "8", "--protocol", "smoke", "--tolerance", "1.0"]
 
@@ -94,53 +95,41 @@ def test_export_import_merge(lut: Path, tmp_path: Path) -> None:
     assert rows(merged) == rows(lut)
 
 
-def _fails_cleanly(args: list[str], lut: Path | None = None, match: str = "") -> str:
-    before = lut.read_bytes() if lut is not None and lut.exists() else None
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output
-    assert match in lines[0], lines[0]
-    if before is not None:
-        assert lut is not None and lut.read_bytes() == before
-    return lines[0]
-
-
 @pytest.mark.parametrize(("args", "match"), [
     (["--device", "mars"], "unknown device 'mars'"),
     (["--backend", "nope"], "unknown backend 'nope'"),
     (["-o", "opt_level=max"], "opt_level must be one of"),
 ])
 def test_profile_bad_target_leaves_lut_intact(lut: Path, args: list[str], match: str) -> None:
-    _fails_cleanly(["profile", *TINY, "--lut", str(lut), *args], lut, match)
+    fails_cleanly(["profile", *TINY, "--lut", str(lut), *args], match, keep=[lut])
 
 
 def test_profile_unknown_arch(lut: Path) -> None:
-    _fails_cleanly(["profile", "--arch", "resnet7", "--lut", str(lut)], lut, "unknown family 'resnet7'")
+    fails_cleanly(["profile", "--arch", "resnet7", "--lut", str(lut)], "unknown family 'resnet7'", keep=[lut])
 
 
 def test_other_fingerprint_is_refused(lut: Path) -> None:
-    _fails_cleanly(["lut", "validate", "--arch", "resnet20", "--input-size", "8", "--threads", "2",
-                    "--lut", str(lut)], lut, "threads 1 vs 2")
+    fails_cleanly(["lut", "validate", "--arch", "resnet20", "--input-size", "8", "--threads", "2",
+                    "--lut", str(lut)], "threads 1 vs 2", keep=[lut])
 
 
 def test_corrupt_and_foreign_luts(tmp_path: Path) -> None:
     bad = tmp_path / "bad.sqlite"
     bad.write_text("not a database\n")
-    _fails_cleanly(["profile", *TINY, "--lut", str(bad)], bad, "not an SQLite file")
-    _fails_cleanly(["lut", "show", "--lut", str(bad)], bad, "not an SQLite file")
+    fails_cleanly(["profile", *TINY, "--lut", str(bad)], "not an SQLite file", keep=[bad])
+    fails_cleanly(["lut", "show", "--lut", str(bad)], "not an SQLite file", keep=[bad])
     foreign = tmp_path / "foreign.sqlite"
     with sqlite3.connect(foreign) as conn:
         conn.execute("CREATE TABLE t (x)")
-    _fails_cleanly(["lut", "show", "--lut", str(foreign)], foreign, "not a perfstudent LUT")
+    fails_cleanly(["lut", "show", "--lut", str(foreign)], "not a perfstudent LUT", keep=[foreign])
 
 
 def test_unwritable_and_missing_paths(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
-    _fails_cleanly(["profile", *TINY, "--lut", str(tmp_path / "file" / "lut.sqlite")],
+    fails_cleanly(["profile", *TINY, "--lut", str(tmp_path / "file" / "lut.sqlite")],
                    match="cannot create LUT directory")
-    _fails_cleanly(["lut", "show", "--lut", str(tmp_path / "none.sqlite")], match="no LUT at")
-    _fails_cleanly(["lut", "import", str(tmp_path / "none.csv"), "--lut", str(tmp_path / "l.sqlite")],
+    fails_cleanly(["lut", "show", "--lut", str(tmp_path / "none.sqlite")], match="no LUT at")
+    fails_cleanly(["lut", "import", str(tmp_path / "none.csv"), "--lut", str(tmp_path / "l.sqlite")],
                    match="no such file")
 
 
@@ -152,17 +141,8 @@ def test_merge_conflict_leaves_lut_intact(lut: Path, tmp_path: Path) -> None:
                      "'$.samples_ms[0]', json_extract(measurement, '$.samples_ms[0]') * 2)")
     target = tmp_path / "target.sqlite"
     target.write_bytes(lut.read_bytes())
-    _fails_cleanly(["lut", "merge", str(other), "--lut", str(target)], target, "conflict")
+    fails_cleanly(["lut", "merge", str(other), "--lut", str(target)], "conflict", keep=[target])
 
 
 def test_measure_needs_one_input() -> None:
-    _fails_cleanly(["measure"], match="exactly one of --spec or --plan")
-
-
-def test_tracker_without_the_remote_module(lut: Path) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("perfstudent.profiler.remote") is not None:
-        pytest.skip("the remote runner is installed; its own tests cover --tracker")
-    _fails_cleanly(["profile", *TINY, "--lut", str(lut), "--tracker", "127.0.0.1:9190"], lut,
-                   "remote profiling through a tracker is not available")
+    fails_cleanly(["measure"], match="exactly one of --spec or --plan")

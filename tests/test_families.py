@@ -74,11 +74,44 @@ def test_torchvision_resnet18_parameter_names_and_count() -> None:
     assert n_params(build(full_spec("resnet34"))) == 21_797_672
 
 
-def test_torchvision_style_state_dict_loads_strict() -> None:
-    """A state dict with torchvision's names and shapes loads with strict=True."""
-    src = build(full_spec("resnet18"))
-    dst = build(full_spec("resnet18"))
-    dst.load_state_dict({k: v.clone() for k, v in src.state_dict().items()}, strict=True)
+def _torchvision_resnet18_shapes() -> dict[str, tuple[int, ...]]:
+    """torchvision's ResNet-18 state-dict names and shapes, written out from its definition
+    (``torchvision/models/resnet.py``: BasicBlock, ``downsample = Sequential(conv1x1, BN)`` in the
+    first block of stages 2-4, ``fc = Linear(512, 1000)``), independently of our builder."""
+    shapes: dict[str, tuple[int, ...]] = {"conv1.weight": (64, 3, 7, 7)}
+
+    def bn(name: str, c: int) -> None:
+        shapes.update({f"{name}.weight": (c,), f"{name}.bias": (c,), f"{name}.running_mean": (c,),
+                       f"{name}.running_var": (c,), f"{name}.num_batches_tracked": ()})
+
+    bn("bn1", 64)
+    cin = 64
+    for stage, c in enumerate((64, 128, 256, 512), start=1):
+        for block in (0, 1):
+            p = f"layer{stage}.{block}"
+            shapes[f"{p}.conv1.weight"] = (c, cin, 3, 3)
+            bn(f"{p}.bn1", c)
+            shapes[f"{p}.conv2.weight"] = (c, c, 3, 3)
+            bn(f"{p}.bn2", c)
+            if block == 0 and stage > 1:
+                shapes[f"{p}.downsample.0.weight"] = (c, cin, 1, 1)
+                bn(f"{p}.downsample.1", c)
+            cin = c
+    shapes.update({"fc.weight": (1000, 512), "fc.bias": (1000,)})
+    return shapes
+
+
+def test_a_torchvision_resnet18_state_dict_loads_strict() -> None:
+    """A state dict with torchvision's names and shapes (not our model's own) loads with
+    strict=True, and every value lands where its name says."""
+    torch.manual_seed(0)
+    theirs = {k: (torch.randint(0, 5, ()) if k.endswith("num_batches_tracked") else torch.randn(*shape))
+              for k, shape in _torchvision_resnet18_shapes().items()}
+    assert len(theirs) == 122
+    model = build(full_spec("resnet18"))
+    model.load_state_dict(theirs, strict=True)
+    ours = model.state_dict()
+    assert all(torch.equal(ours[k], v) for k, v in theirs.items())
 
 
 def _random_spec(family: str, rng: random.Random, **kw: int):  # type: ignore[no-untyped-def]

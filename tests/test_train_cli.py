@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from perfstudent.cli import cli
 from perfstudent.students import full_spec
+from tests.cli_contract import one_line_error
 from tests.distill_helpers import metric_rows, snapshot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,13 +34,6 @@ def teacher(tmp_path_factory: pytest.TempPathFactory, spec_path: Path) -> Path:
                                       *TINY_ARGS])
     assert result.exit_code == 0, result.output
     return out
-
-
-def _one_error_line(result: Result, message: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], result.output
-    assert "Traceback" not in result.output
 
 
 def test_train_and_distill_commands(tmp_path: Path, teacher: Path, spec_path: Path) -> None:
@@ -81,7 +75,7 @@ def test_kill_9_then_resume_has_every_epoch_once(tmp_path: Path, spec_path: Path
 def test_unknown_dataset_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["train", "--arch", "resnet20", "--data", "imagenet-ish", "--out",
                                       str(tmp_path / "r")])
-    _one_error_line(result, "unknown dataset 'imagenet-ish'")
+    one_line_error(result, match="unknown dataset 'imagenet-ish'")
     assert not (tmp_path / "r").exists()
 
 
@@ -99,7 +93,7 @@ def test_teacher_for_other_data_exits_2(tmp_path: Path, teacher: Path) -> None:
     before = snapshot(teacher)
     result = CliRunner().invoke(cli, ["distill", "--spec", str(spec), "--teacher", str(teacher), "--data",
                                       f"cifar10:{_tiny_cifar(tmp_path)}", "--out", str(tmp_path / "s")])
-    _one_error_line(result, "was not trained for dataset cifar10:")
+    one_line_error(result, match="was not trained for dataset cifar10:")
     assert "in_channels 1 (data: 3)" in result.output
     assert snapshot(teacher) == before and not (tmp_path / "s").exists()
 
@@ -110,14 +104,14 @@ def test_plan_of_another_family_exits_2(tmp_path: Path, teacher: Path) -> None:
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     result = CliRunner().invoke(cli, ["distill", "--plan", str(tmp_path / "plan.json"), "--teacher",
                                       str(teacher), "--out", str(tmp_path / "s"), *TINY_ARGS])
-    _one_error_line(result, "is a resnet20 but the student is a wrn-10-1")
+    one_line_error(result, match="is a resnet20 but the student is a wrn-10-1")
 
 
 def test_spec_that_does_not_fit_the_data_exits_2(tmp_path: Path) -> None:
     spec = tmp_path / "s.json"
     full_spec("resnet20", 32, 3, 10).save(spec)
     result = CliRunner().invoke(cli, ["train", "--spec", str(spec), "--out", str(tmp_path / "r"), *TINY_ARGS])
-    _one_error_line(result, "does not fit dataset digits: in_channels 3 (data: 1)")
+    one_line_error(result, match="does not fit dataset digits: in_channels 3 (data: 1)")
 
 
 def test_unwritable_output_exits_2(tmp_path: Path, spec_path: Path) -> None:
@@ -125,10 +119,10 @@ def test_unwritable_output_exits_2(tmp_path: Path, spec_path: Path) -> None:
     blocker.write_text("x")
     result = CliRunner().invoke(cli, ["train", "--spec", str(spec_path), "--epochs", "1", "--out",
                                       str(blocker / "run"), *TINY_ARGS])
-    _one_error_line(result, "cannot create run directory")
+    one_line_error(result, match="cannot create run directory")
     result = CliRunner().invoke(cli, ["train", "--spec", str(spec_path), "--epochs", "1", "--out",
                                       str(blocker), *TINY_ARGS])
-    _one_error_line(result, "is not a directory")
+    one_line_error(result, match="is not a directory")
     assert blocker.read_text() == "x"
 
 
@@ -153,19 +147,19 @@ def test_bad_teacher_checkpoint_exits_2_and_leaves_runs_intact(tmp_path: Path, t
     before_bad, before_existing = snapshot(bad), snapshot(existing)
     result = CliRunner().invoke(cli, ["distill", "--spec", str(spec_path), "--teacher", str(bad),
                                       "--out", str(existing), "--force", *TINY_ARGS])
-    _one_error_line(result, message)
+    one_line_error(result, match=message)
     assert snapshot(bad) == before_bad and snapshot(existing) == before_existing
     assert not (Path.cwd() / "pwned").exists() and not (ROOT / "pwned").exists()
 
 
 def test_usage_errors_exit_2(tmp_path: Path, teacher: Path) -> None:
     result = CliRunner().invoke(cli, ["train", "--out", str(tmp_path / "r")])
-    _one_error_line(result, "exactly one of --family or --spec")
+    one_line_error(result, match="exactly one of --family or --spec")
     result = CliRunner().invoke(cli, ["distill", "--teacher", str(teacher), "--out", str(tmp_path / "r")])
-    _one_error_line(result, "exactly one of --plan or --spec")
+    one_line_error(result, match="exactly one of --plan or --spec")
     result = CliRunner().invoke(cli, ["distill", "--spec", "x.json", "--teacher", str(tmp_path),
                                       "--out", str(tmp_path / "r")])
-    _one_error_line(result, "spec file not found")
+    one_line_error(result, match="spec file not found")
 
 
 def test_resume_from_a_malicious_last_checkpoint_exits_2(tmp_path: Path, teacher: Path,
@@ -176,7 +170,7 @@ def test_resume_from_a_malicious_last_checkpoint_exits_2(tmp_path: Path, teacher
     before = snapshot(run)
     result = CliRunner().invoke(cli, ["train", "--spec", str(spec_path), "--epochs", "1", "--out", str(run),
                                       "--resume", *TINY_ARGS])
-    _one_error_line(result, "cannot be loaded safely (weights_only)")
+    one_line_error(result, match="cannot be loaded safely (weights_only)")
     assert snapshot(run) == before and not (ROOT / "pwned").exists()
 
 
@@ -184,5 +178,5 @@ def test_resume_from_a_malicious_last_checkpoint_exits_2(tmp_path: Path, teacher
 def test_cuda_without_a_gpu_exits_2(tmp_path: Path, spec_path: Path) -> None:
     result = CliRunner().invoke(cli, ["train", "--spec", str(spec_path), "--out", str(tmp_path / "r"),
                                       *TINY_ARGS, "--device-type", "cuda"])
-    _one_error_line(result, "no CUDA device is available")
+    one_line_error(result, match="no CUDA device is available")
     assert not (tmp_path / "r").exists()
