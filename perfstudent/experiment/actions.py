@@ -12,9 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perfstudent.distill.data import load_dataset
+from perfstudent.distill.runs import load_run
+from perfstudent.distill.trainer import TrainConfig, run_training
 from perfstudent.errors import InputError
 from perfstudent.experiment.config import ExperimentConfig
+from perfstudent.fronts.collect import ensure_latency, latency_key, measure_run
+from perfstudent.lut import LatencyTable, spec_context
 from perfstudent.pipeline import Target
+from perfstudent.pipeline import profile as run_profile
+from perfstudent.profiler.sweep import SweepConfig
+from perfstudent.students import full_spec
 
 if TYPE_CHECKING:
     from perfstudent.students import WidthSpec
@@ -42,8 +50,6 @@ class Context:
         return str(self.config["model"]["family"])
 
     def full_spec(self) -> WidthSpec:
-        from perfstudent.students import full_spec
-
         return full_spec(self.family, self.input_size, self.in_channels, self.num_classes)
 
     def data_args(self) -> dict[str, Any]:
@@ -61,7 +67,6 @@ class Context:
 
 def dataset_dims(config: ExperimentConfig) -> tuple[int, int, int]:
     """(input_size, in_channels, num_classes) of the configured dataset."""
-    from perfstudent.distill.data import load_dataset
 
     d = config["data"]
     bundle = load_dataset(d["dataset"], config.path("data", "data_dir"), train_limit=1, test_limit=1)
@@ -70,9 +75,6 @@ def dataset_dims(config: ExperimentConfig) -> tuple[int, int, int]:
 
 # -- profile ---------------------------------------------------------------------------
 def profile(ctx: Context) -> None:
-    from perfstudent.pipeline import profile as run_profile
-    from perfstudent.profiler.sweep import SweepConfig
-
     p = ctx.config["profile"]
     sweep_config = SweepConfig(ctx.family, ctx.input_size, ctx.in_channels, ctx.num_classes,
                                exhaustive=p["exhaustive"], tolerance=p["tolerance"],
@@ -82,7 +84,6 @@ def profile(ctx: Context) -> None:
 
 def view(ctx: Context) -> Any:
     """The LUT view of the experiment's target (InputError if none)."""
-    from perfstudent.lut import LatencyTable
 
     with LatencyTable.open(ctx.lut) as table:
         return ctx.target().view(table)
@@ -90,7 +91,6 @@ def view(ctx: Context) -> Any:
 
 def check_profile(ctx: Context) -> str | None:
     """Complete when a sweep of this family's context is recorded and the full net predicts."""
-    from perfstudent.lut import LatencyTable, spec_context
 
     spec = ctx.full_spec()
     table = LatencyTable.open(ctx.lut)
@@ -114,7 +114,6 @@ def check_profile(ctx: Context) -> str | None:
 def train(ctx: Context, out: Path, *, kind: str, seed: int, plan: Path | None = None,
           teacher: Path | None = None) -> None:
     """Train (kind ``train``) or distill (kind ``distill``) into ``out``, resuming if it can."""
-    from perfstudent.distill.trainer import TrainConfig, run_training
 
     section = ctx.config["train" if kind == "train" else "distill"]
     extra: dict[str, Any] = {}
@@ -132,7 +131,6 @@ def train(ctx: Context, out: Path, *, kind: str, seed: int, plan: Path | None = 
 
 def check_run(path: Path, epochs: int | None = None) -> str | None:
     """Complete when the run loads and has done ``epochs`` epochs (its own ``epochs`` if None)."""
-    from perfstudent.distill.runs import load_run
 
     try:
         run = load_run(path)
@@ -154,9 +152,6 @@ def clean_run(path: Path, resumable: bool) -> None:
 
 
 def measure(ctx: Context, run_path: Path) -> None:
-    from perfstudent.distill.runs import load_run
-    from perfstudent.fronts.collect import ensure_latency, measure_run
-
     device, backend, threads = ctx.device
 
     def measurer(run: Any, d: str, b: str, t: int) -> dict[str, Any]:
@@ -166,9 +161,6 @@ def measure(ctx: Context, run_path: Path) -> None:
 
 
 def check_measured(ctx: Context, run_path: Path) -> str | None:
-    from perfstudent.distill.runs import load_run
-    from perfstudent.fronts.collect import latency_key
-
     try:
         run = load_run(run_path)
     except InputError as exc:

@@ -5,15 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from perfstudent.distill.runs import load_run
 from perfstudent.errors import InputError
 from perfstudent.experiment.actions import Context, view
 from perfstudent.experiment.budgets import Budget, resolve_budgets
 from perfstudent.io import read_json, write_json
+from perfstudent.pipeline import plan as run_plan
+from perfstudent.pipeline import saliency as run_saliency
+from perfstudent.plan.saliency import Saliency
 
 
 def saliency(ctx: Context, teacher: Path, out: Path) -> None:
-    from perfstudent.pipeline import saliency as run_saliency
-
     s = ctx.config["saliency"]
     d = ctx.data_args()
     result = run_saliency(teacher, d["data"], batches=s["batches"], batch_size=s["batch_size"],
@@ -22,8 +24,6 @@ def saliency(ctx: Context, teacher: Path, out: Path) -> None:
 
 
 def check_saliency(ctx: Context, path: Path) -> str | None:
-    from perfstudent.plan.saliency import Saliency
-
     if not path.is_file():
         return f"{path} does not exist"
     try:
@@ -69,9 +69,6 @@ def check_budgets(ctx: Context, path: Path, labels: list[str]) -> str | None:
 def plan(ctx: Context, strategy: str, budget_label: str, budgets_path: Path, teacher: Path,
          saliency_path: Path | None, out: Path) -> None:
     """The plan use case on the teacher's spec for one strategy and budget; saved as JSON."""
-    from perfstudent.distill.runs import load_run
-    from perfstudent.pipeline import plan as run_plan
-    from perfstudent.plan.saliency import Saliency
 
     budget = load_budgets(budgets_path)[budget_label]
     scores = Saliency.load(saliency_path) if saliency_path is not None else None

@@ -12,13 +12,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from perfstudent.distill.data import load_dataset
 from perfstudent.errors import InputError
 from perfstudent.experiment.config import ExperimentConfig, from_dict
 
 
 def _fashion_mnist_present() -> bool:
-    from perfstudent.distill.data import load_dataset
-
     try:
         load_dataset("fashion-mnist", train_limit=1, test_limit=1)
     except InputError:

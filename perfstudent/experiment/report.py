@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from perfstudent.experiment.actions import Context
+from perfstudent.fronts import make_front
+from perfstudent.fronts.table import compare_at_budgets
 from perfstudent.io import atomic_write_text, read_json
 
 if TYPE_CHECKING:
@@ -16,8 +18,6 @@ if TYPE_CHECKING:
 
 
 def front(ctx: Context, runs: list[Path], out: Path) -> None:
-    from perfstudent.fronts import make_front
-
     device, backend, threads = ctx.device
     make_front(runs, out, device=device, backend=backend, threads=threads, lut=ctx.lut,
                measure=False, slot=ctx.config["front"]["slot"], progress=ctx.progress)
@@ -73,7 +73,6 @@ def write_report(ctx: Context, lay: Layout) -> None:
     """``report.md``: setup, the table, the comparison at equal latency, figures, step times."""
     import pandas as pd
 
-    from perfstudent.fronts.table import compare_at_budgets
 
     summary = pd.read_csv(lay.front.with_name("front-summary.csv"))
     device, backend, threads = ctx.device

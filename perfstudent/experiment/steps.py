@@ -23,9 +23,11 @@ from typing import Any
 
 from perfstudent.experiment import actions as act
 from perfstudent.experiment import planning as pl
+from perfstudent.experiment import report
 from perfstudent.experiment.budgets import budget_label
 from perfstudent.experiment.config import ExperimentConfig
 from perfstudent.experiment.engine import Step, StepOutcome, run_steps
+from perfstudent.io import read_json, write_json
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,6 @@ def _rm_unless_resumable(path: Path, _resumable: bool) -> None:
 
 def build_steps(ctx: act.Context, lay: Layout) -> list[Step]:
     """Every step of the experiment, in execution order."""
-    from perfstudent.experiment import report
 
     device = dict(ctx.config["device"], lut=str(ctx.lut))
     steps = _head_steps(ctx, lay) + _student_steps(ctx, lay)
@@ -182,7 +183,6 @@ def build_steps(ctx: act.Context, lay: Layout) -> list[Step]:
 def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True,
                    log: Any = None) -> list[StepOutcome]:
     """Run (or resume) the experiment of ``config`` in directory ``out``."""
-    from perfstudent.io import read_json, write_json
 
     out.mkdir(parents=True, exist_ok=True)
     resolved = out / "config.json"

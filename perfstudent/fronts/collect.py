@@ -16,11 +16,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perfstudent.distill.runs import load_run
 from perfstudent.errors import InputError
+from perfstudent.io import read_json
 from perfstudent.lut import Fingerprint
 from perfstudent.plan.strategies import strategy_names
 from perfstudent.profiler.backends import get_backend
 from perfstudent.profiler.devices import get_device
+from perfstudent.profiler.measure import measure_spec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,8 +74,6 @@ def series_of(summary: dict[str, Any]) -> str:
 
 
 def _plan_of(run_path: Path) -> dict[str, Any]:
-    from perfstudent.io import read_json
-
     path = run_path / "plan.json"
     if not path.exists():
         return {}
@@ -90,7 +91,6 @@ Measurer = Callable[[Any, str, str, int], dict[str, Any]]
 def measure_run(run: Any, device: str, backend: str, threads: int,
                 protocol: TimingProtocol | None = None) -> dict[str, Any]:
     """Measure ``run``'s trained network end to end; a ``Measurement`` dict + ``fingerprint``."""
-    from perfstudent.profiler.measure import measure_spec
 
     measurement = measure_spec(run.spec, device=device, backend=backend, threads=threads,
                                model=run.model("best"), protocol=protocol)
@@ -158,7 +158,6 @@ def collect_points(run_paths: Sequence[Path], device: str = "local",
     import pandas as pd
     from tqdm import tqdm
 
-    from perfstudent.distill.runs import load_run
 
     if not run_paths:
         raise InputError("no run directories given")

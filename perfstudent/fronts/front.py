@@ -12,6 +12,8 @@ from perfstudent.fronts.plot import plot_front, plot_staircase
 from perfstudent.fronts.staircase import pick_slot, plan_choices, plans_of_runs, slot_staircase
 from perfstudent.fronts.table import aggregate
 from perfstudent.io import atomic_write_text
+from perfstudent.lut import LatencyTable
+from perfstudent.students import WidthSpec, full_spec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -69,8 +71,6 @@ def make_front(run_paths: list[Path], out: Path, *, device: str = "local",
 
 
 def _base_spec(plans: list[tuple[str, dict[str, Any]]]) -> Any:
-    from perfstudent.students import WidthSpec, full_spec
-
     spec = WidthSpec.from_dict(plans[0][1])
     return full_spec(spec.family, spec.input_size, spec.in_channels, spec.num_classes)
 
@@ -89,7 +89,6 @@ def _staircase(plans: list[tuple[str, dict[str, Any]]], out: Path, device: str, 
     if chosen not in base.widths:
         raise InputError(f"unknown slot {chosen!r} for {base.family}; "
                          f"slots: {', '.join(base.widths)}")
-    from perfstudent.lut import LatencyTable
 
     table = LatencyTable.open(lut)
     try:

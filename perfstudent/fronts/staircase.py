@@ -14,6 +14,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from perfstudent.io import read_json
 from perfstudent.students import WidthSpec, get_family
 
 
@@ -79,7 +80,6 @@ def pick_slot(base: WidthSpec, plans: Sequence[tuple[str, dict[str, Any]]]) -> s
 
 def plans_of_runs(run_paths: Sequence[Path], series: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
     """(series, plan dict) for every run that carries a ``plan.json``."""
-    from perfstudent.io import read_json
 
     out = []
     for path, name in zip(run_paths, series, strict=True):

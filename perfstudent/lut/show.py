@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from perfstudent.errors import InputError
+from perfstudent.students import get_family
 
 if TYPE_CHECKING:
     from perfstudent.lut.store import LatencyTable
@@ -15,7 +16,6 @@ def coverage(view: LatencyView, family: str, input_size: int | None = None,
              in_channels: int | None = None, num_classes: int | None = None,
              batch: int = 1) -> tuple[int, int, int]:
     """(measured, answerable, total) over every (slot context, width) ``family`` can have."""
-    from perfstudent.students import get_family
 
     fam = get_family(family)
     contexts = set(fam.slot_chains(fam.full_spec(input_size, in_channels, num_classes),

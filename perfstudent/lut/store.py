@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError
 from perfstudent.lut.fingerprint import Fingerprint
+from perfstudent.lut.view import LatencyView
 from perfstudent.measurement import Measurement
 
 if TYPE_CHECKING:
@@ -189,7 +190,6 @@ class LatencyTable:
     # -- views --------------------------------------------------------------------
     def view(self, fp: Fingerprint) -> LatencyView:
         """The rows of exactly ``fp`` (InputError naming what differs if the LUT has none)."""
-        from perfstudent.lut.view import LatencyView
 
         known = self.fingerprints()
         if not any(k.id == fp.id for k in known):

@@ -22,6 +22,7 @@ from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError
 from perfstudent.io import atomic_write_bytes
 from perfstudent.lut.fingerprint import Fingerprint
+from perfstudent.lut.store import LatencyTable, now
 from perfstudent.measurement import Measurement
 
 if TYPE_CHECKING:
@@ -161,8 +162,6 @@ def import_frame(table: LatencyTable, frame: pd.DataFrame, on_conflict: str = "e
 
 
 def _write_all(table: LatencyTable, writes: list[tuple[str, Fingerprint, str, float, str, str]]) -> None:
-    from perfstudent.lut.store import now
-
     try:
         with table.conn:
             table.conn.execute("BEGIN IMMEDIATE")
@@ -177,7 +176,6 @@ def _write_all(table: LatencyTable, writes: list[tuple[str, Fingerprint, str, fl
 
 def merge_tables(table: LatencyTable, other_path: Path, on_conflict: str = "error") -> ImportReport:
     """Merge the LUT file ``other_path`` into ``table``."""
-    from perfstudent.lut.store import LatencyTable
 
     if Path(other_path).resolve() == Path(table.path).resolve():
         raise InputError("cannot merge a LUT into itself")

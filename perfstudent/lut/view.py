@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError
+from perfstudent.students import get_family
 
 if TYPE_CHECKING:
     from perfstudent.lut.fingerprint import Fingerprint
@@ -138,7 +139,6 @@ class LatencyView:
 
     def slot_chains(self, spec: WidthSpec, batch: int = 1) -> dict[str, Chain]:
         """Each slot's chain at ``spec``'s widths (the contexts are cached per family context)."""
-        from perfstudent.students import get_family
 
         cache_key = (context_key(spec, batch), batch)
         if cache_key not in self._slot_chains:

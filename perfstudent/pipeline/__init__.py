@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from perfstudent.distill.data import load_dataset
+from perfstudent.distill.runs import load_run
 from perfstudent.errors import InputError
 from perfstudent.lut import Fingerprint, LatencyTable, LatencyView, spec_context
 from perfstudent.measurement import Measurement, TimingProtocol
@@ -135,8 +137,6 @@ def saliency(teacher: Path, data: str, *, batches: int = 100, batch_size: int = 
     """
     from tqdm import tqdm
 
-    from perfstudent.distill.data import load_dataset
-    from perfstudent.distill.runs import load_run
 
     if batches < 1 or batch_size < 1:
         raise InputError("--batches and --batch-size must be at least 1")

@@ -14,8 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from perfstudent.errors import InputError
+from perfstudent.profiler.board import on_raspberry_pi4
 from perfstudent.profiler.device import Device
 from perfstudent.profiler.device_config import load_user_devices
+from perfstudent.profiler.machine import cpu_model, machine_info
 
 _DEVICES: dict[str, Callable[[], Device]] = {}
 
@@ -49,8 +51,6 @@ def get_device(name: str) -> Device:
 
 @register_device("local")
 def _local() -> Device:
-    from perfstudent.profiler.machine import cpu_model, machine_info
-
     info = machine_info()
     return Device(
         name="local", kind="cpu", description=f"this machine: {cpu_model()}",
@@ -126,8 +126,6 @@ def cuda_target(arch: str | None = None) -> dict[str, Any]:
 
 @register_device("pi4")
 def _pi4() -> Device:
-    from perfstudent.profiler.board import on_raspberry_pi4
-
     here = on_raspberry_pi4()
     return Device(
         name="pi4", kind="cpu",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from perfstudent.measurement import TimingProtocol
+from perfstudent.profiler.backends import get_backend
+from perfstudent.profiler.devices import get_device
 
 if TYPE_CHECKING:
     from torch import nn
@@ -29,8 +31,6 @@ def measure_spec(spec: WidthSpec, device: str = "local", backend: str = "onnxrun
                  threads: int | None = 1, model: nn.Module | None = None,
                  protocol: TimingProtocol | None = None, **options: Any) -> Measurement:
     """Time the network ``spec`` (or ``model``) end to end on ``device`` with ``backend``."""
-    from perfstudent.profiler.backends import get_backend
-    from perfstudent.profiler.devices import get_device
 
     be = get_backend(backend, get_device(device), threads, **options)
     try:

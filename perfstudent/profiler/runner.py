@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from perfstudent.errors import InputError
 from perfstudent.lut.fingerprint import Fingerprint
+from perfstudent.profiler.backends import get_backend
+from perfstudent.profiler.board import guard_on_board, require_reachable
+from perfstudent.profiler.devices import get_device
 
 if TYPE_CHECKING:
     from perfstudent.measurement import Measurement, TimingProtocol
@@ -86,8 +89,6 @@ def make_runner(device: str, backend: str, protocol: TimingProtocol, threads: in
     The remote module is imported only when a tracker is given; it must provide
     ``make_tracker_runner(tracker, device, backend, protocol, threads, **options) -> Runner``.
     """
-    from perfstudent.profiler.backends import get_backend
-    from perfstudent.profiler.devices import get_device
 
     dev = get_device(device)
     if tracker is not None:
@@ -99,7 +100,6 @@ def make_runner(device: str, backend: str, protocol: TimingProtocol, threads: in
         runner: Runner = remote.make_tracker_runner(tracker, dev, backend, protocol, threads,
                                                     **options)
         return runner
-    from perfstudent.profiler.board import guard_on_board, require_reachable
 
     require_reachable(dev, tracker)  # e.g. --device pi4 off the board: says both ways
     local: Runner = guard_on_board(LocalRunner(get_backend(backend, dev, threads, **options),

@@ -11,6 +11,7 @@ from torch import nn
 
 from perfstudent.errors import InputError
 from perfstudent.io import atomic_write_bytes
+from perfstudent.students import build
 from perfstudent.students.widthspec import WidthSpec
 
 DEFAULT_OPSET = 18
@@ -50,7 +51,6 @@ def export_onnx_bytes(model: nn.Module, spec: WidthSpec, batch: int = 1,
 def export_onnx(spec: WidthSpec, out: Path, model: nn.Module | None = None, batch: int = 1,
                 opset: int = DEFAULT_OPSET) -> Path:
     """Write the student ``spec`` (or the given trained ``model``) to ``out``."""
-    from perfstudent.students import build
 
     model = build(spec) if model is None else model
     atomic_write_bytes(Path(out), export_onnx_bytes(model, spec, batch, opset))

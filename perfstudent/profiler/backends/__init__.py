@@ -10,7 +10,11 @@ import importlib
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from perfstudent.convshape import ConvShape
 from perfstudent.errors import InputError
+from perfstudent.profiler.layer import ShapeModule, shape_input_shapes
+from perfstudent.profiler.timing import DriftGuard, measure_interleaved, wall_block_timer
+from perfstudent.students import build
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -62,7 +66,6 @@ class Backend(ABC):
 
     def prepare_shape(self, shape: ConvShape) -> Item:
         """One layer (conv + fused epilogue) alone: the isolated row of the old LUTs."""
-        from perfstudent.profiler.layer import ShapeModule, shape_input_shapes
 
         return self.prepare(ShapeModule(shape), shape_input_shapes(shape))
 
@@ -71,20 +74,16 @@ class Backend(ABC):
         return 1
 
     def block_timer(self) -> BlockTimer:
-        from perfstudent.profiler.timing import wall_block_timer
-
         return wall_block_timer
 
     def canary(self) -> Item:
         """The drift guard's kernel: a fixed 32->32 3x3 conv at 16x16."""
-        from perfstudent.convshape import ConvShape
 
         return self.prepare_shape(
             ConvShape("conv2d", 32, 32, 16, 16, kernel=3, padding=1, epilogue="bn+relu"))
 
     def guard(self, protocol: TimingProtocol) -> DriftGuard:
         """This backend's drift guard (created once; its canary history spans every measure)."""
-        from perfstudent.profiler.timing import DriftGuard
 
         if self._guard is None:
             self._guard = DriftGuard(self.canary(), protocol, self.block_timer())
@@ -92,13 +91,11 @@ class Backend(ABC):
 
     def measure(self, items: Sequence[Item], protocol: TimingProtocol) -> list[Measurement]:
         """Time ``items`` together with the interleaved protocol and this backend's drift guard."""
-        from perfstudent.profiler.timing import measure_interleaved
 
         return measure_interleaved(items, protocol, self.block_timer(), self.guard(protocol))
 
     def prepare_model(self, spec: WidthSpec, model: nn.Module | None = None, batch: int = 1) -> Item:
         """A whole student (``model`` if given, else built from ``spec``)."""
-        from perfstudent.students import build
 
         shape = (batch, spec.in_channels, spec.input_size, spec.input_size)
         return self.prepare(build(spec) if model is None else model, [shape])

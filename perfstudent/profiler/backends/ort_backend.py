@@ -27,6 +27,7 @@ import numpy as np
 from perfstudent.errors import InputError
 from perfstudent.profiler.backends import Backend, register_backend
 from perfstudent.profiler.timing import CLOCKS, check_clock
+from perfstudent.students.export import export_module_bytes
 
 if TYPE_CHECKING:
     import onnx
@@ -141,8 +142,6 @@ class OrtBackend(Backend):
         return lambda: sess.run(names, feeds)
 
     def prepare(self, module: nn.Module, inputs: InputShapes) -> Item:
-        from perfstudent.students.export import export_module_bytes
-
         return self._item(export_module_bytes(module, inputs))
 
     def prepare_shape(self, shape: ConvShape) -> Item:

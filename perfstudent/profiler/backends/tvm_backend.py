@@ -35,6 +35,7 @@ import functools
 import time
 from typing import TYPE_CHECKING, Any
 
+from perfstudent.convshape import ConvShape
 from perfstudent.errors import InputError
 from perfstudent.profiler.backends import Backend, register_backend
 from perfstudent.profiler.tvm_support.build import (
@@ -126,7 +127,6 @@ class TvmBackend(Backend):
 
     def canary(self) -> Item:
         """The base class's canary layer, built untuned: a drift probe needs no tuning trials."""
-        from perfstudent.convshape import ConvShape
 
         shape = ConvShape("conv2d", 32, 32, 16, 16, kernel=3, padding=1, epilogue="bn+relu")
         return self._item(build_module(conv_module(shape), self.target), conv_inputs(shape))
