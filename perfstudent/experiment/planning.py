@@ -12,6 +12,7 @@ from perfstudent.experiment.budgets import Budget, resolve_budgets
 from perfstudent.io import read_json, write_json
 from perfstudent.pipeline import plan as run_plan
 from perfstudent.pipeline import saliency as run_saliency
+from perfstudent.plan.problem import build_problem
 from perfstudent.plan.saliency import Saliency
 
 
@@ -36,9 +37,10 @@ def check_saliency(ctx: Context, path: Path) -> str | None:
 def budgets(ctx: Context, out: Path) -> None:
     """Resolve the configured budgets to ms against the full network's prediction."""
     full = ctx.full_spec()
-    lut = view(ctx)
-    full_ms = float(lut.predict(full).total_ms)
-    smallest_ms = float(lut.predict(full.with_widths(dict.fromkeys(full.widths, 1))).total_ms)
+    latency = view(ctx)
+    full_ms = float(latency.predict(full).total_ms)
+    ones = {slot: [1.0] * width for slot, width in full.widths.items()}
+    smallest_ms = build_problem(latency, full, ones, full_ms).smallest_ms()  # the planner's own floor
     resolved = resolve_budgets(ctx.config["experiment"]["budgets"], full_ms)
     for b in resolved:
         if b.ms < smallest_ms:

@@ -223,7 +223,7 @@ def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
     if unknown or "lut" not in predictors:
         raise InputError(f"predictors must include lut and be among {', '.join(PREDICTORS)}")
     students = validation_students(view, base, samples, seed, saliency, plans)
-    lut = [view.predict(spec).total_ms for _, spec in students]  # fail fast on a missing row
+    predicted = [view.predict(spec).total_ms for _, spec in students]  # fail fast on a missing row
     calibration = [uniform_student(base, f) for f in CALIBRATION_FRACTIONS] if "macs" in predictors else []
     shapes: list[ConvShape] = []
     if "isolated" in predictors:
@@ -242,7 +242,7 @@ def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
     report.pass_a_ms = [m.ms for m in a[:n]]
     report.pass_b_ms = [m.ms for m in b[:n]]
     report.measured_ms = [_joined(x, y) for x, y in zip(a[:n], b[:n], strict=True)]
-    report.predicted["lut"] = lut
+    report.predicted["lut"] = predicted
     if "isolated" in predictors:
         iso = {sh: _joined(x, y) for sh, x, y in zip(shapes, a[len(specs):], b[len(specs):],
                                                     strict=True)}
@@ -253,7 +253,7 @@ def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
                                                                     b[m:len(specs)], strict=True)]
     if report.drift:
         factor = 1 + float(np.median(report.drift))
-        report.predicted["lut, drift-corrected"] = [p * factor for p in lut]
+        report.predicted["lut, drift-corrected"] = [p * factor for p in predicted]
     if "macs" in predictors:
         cal_ms = [_joined(x, y) for x, y in zip(a[n:m], b[n:m], strict=True)]
         slope, intercept = np.polyfit([_macs(s) for s in calibration], cal_ms, 1)
