@@ -10,9 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from perfstudent.errors import InputError
+from perfstudent.errors import InputError, SpecError
+from perfstudent.measurement import Measurement
+from perfstudent.plan.saliency import Saliency
 from perfstudent.records import Record, parse_schema
+from perfstudent.students import WidthSpec, full_spec
 
 
 @dataclass(frozen=True)
@@ -110,5 +115,51 @@ def test_load_and_save_name_the_file(tmp_path: Path) -> None:
     path.write_text('{"schema": "perfstudent.test-point/9"}')
     with pytest.raises(InputError, match=f"{path}: written by a newer perfstudent"):
         Point.load(path)
+    with pytest.raises(SpecError, match=f"{path}: not a spec file"):
+        WidthSpec.load(path)
+
+
+# --- the formats users see -------------------------------------------------------------------
+
+def test_saliency_and_widthspec_files_of_the_current_form_load(tmp_path: Path) -> None:
+    saliency = {"schema": "perfstudent.saliency/1", "family": "resnet20", "input_size": 32,
+                "in_channels": 3, "num_classes": 10, "teacher": {"run": "t"}, "batches": 2,
+                "samples": 256, "mode": "eval", "slots": {"layer1.0": [1, 0.5]}}
+    (tmp_path / "sal.json").write_text(json.dumps(saliency))
+    loaded = Saliency.load(tmp_path / "sal.json")
+    assert loaded.slots == {"layer1.0": [1.0, 0.5]} and loaded.to_dict() == {
+        **saliency, "slots": {"layer1.0": [1.0, 0.5]}}
+    hand_written = {k: v for k, v in full_spec("wrn-16-2").to_dict().items() if k != "schema"}
+    assert WidthSpec.from_dict(hand_written) == full_spec("wrn-16-2")
+
+
+def test_measurement_derived_figures_are_written_and_not_read() -> None:
+    m = Measurement.from_samples([3.0, 1.0, 2.0], inner=4, estimator="median")
+    data = m.to_dict()
+    assert data["ms"] == 2.0 and data["samples"] == 3 and "schema" not in data
+    assert Measurement.from_dict({**data, "ms": 99.0}) == m  # derived again, never read
+    with pytest.raises(InputError, match="unknown keys: median_ms"):
+        Measurement.from_dict({**data, "median_ms": 2.0})
+
+
+# --- property: to_dict / from_dict round trips ----------------------------------------------
+
+FAMILIES = ["resnet20", "wrn-16-2", "resnet18", "densenet-bc-40"]
+numbers = st.floats(allow_nan=False, allow_infinity=False)
+texts = st.text(max_size=12)
+
+
+@st.composite
+def specs(draw: st.DrawFn) -> WidthSpec:
+    base = full_spec(draw(st.sampled_from(FAMILIES)), num_classes=draw(st.integers(1, 1000)),
+                     in_channels=draw(st.integers(1, 4)))
+    return base.with_widths({s: draw(st.integers(1, w)) for s, w in base.widths.items()})
+
+
+@settings(max_examples=40, deadline=None)
+@given(specs())
+def test_widthspec_round_trip_property(spec: WidthSpec) -> None:
+    assert WidthSpec.from_dict(spec.to_dict()) == spec
+    assert WidthSpec.from_json(spec.to_json()) == spec
 
 
