@@ -14,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perfstudent.errors import InputError, SpecError
-from perfstudent.measurement import Measurement
+from perfstudent.measurement import ESTIMATORS, Measurement
+from perfstudent.plan.planner import Plan, SaliencySource, SlotCost, SlotRow, Verification
 from perfstudent.plan.saliency import Saliency
 from perfstudent.records import Record, parse_schema
 from perfstudent.students import WidthSpec, full_spec
@@ -121,6 +122,66 @@ def test_load_and_save_name_the_file(tmp_path: Path) -> None:
 
 # --- the formats users see -------------------------------------------------------------------
 
+def _plan(**changes: Any) -> Plan:
+    spec = full_spec("resnet20").with_widths({"layer1.0": 9})
+    fields: dict[str, Any] = dict(
+        strategy="perf", budget_ms=2.0, margin_ms=0.1, spec=spec, predicted_ms=1.8, overhead_ms=0.2,
+        per_slot=[SlotCost(s, w, 0.1) for s, w in spec.widths.items()], saliency_kept=0.9,
+        device="local", backend="onnxruntime", threads=1, fingerprint={"backend": "onnxruntime"},
+        slots=[SlotRow("layer1.0", 9, 16, 0.1, True, 12, 0.02),
+               SlotRow("layer3.2", 64, 64, 0.3, True)],
+        grid_ms=0.001, saliency=SaliencySource({"run": "teacher", "sha256": "0" * 64}, 4, 512),
+        verified=Verification(1.8, True, "fast",
+                              Measurement.from_samples([1.7, 1.8, 1.9], estimator="median")))
+    fields.update(changes)
+    return Plan(**fields)
+
+
+def test_plan_round_trips_with_typed_sub_records(tmp_path: Path) -> None:
+    plan = _plan()
+    plan.save(tmp_path / "plan.json")
+    back = Plan.load(tmp_path / "plan.json")
+    assert back == plan
+    assert isinstance(back.spec, WidthSpec) and isinstance(back.per_slot[0], SlotCost)
+    assert isinstance(back.slots[0], SlotRow) and isinstance(back.saliency, SaliencySource)
+    assert back.verified is not None and isinstance(back.verified.measurement, Measurement)
+    written = json.loads((tmp_path / "plan.json").read_text())
+    assert written["spec"]["schema"] == "perfstudent.widthspec/1"
+    assert written["verified"]["measurement"]["ms"] == pytest.approx(1.8)  # derived, for readers
+
+
+def test_plan_of_a_future_schema_or_with_unknown_keys_is_refused() -> None:
+    data = _plan().to_dict()
+    with pytest.raises(InputError, match=re.escape("written by a newer perfstudent: perfstudent.plan/2, "
+                                                   "this one reads perfstudent.plan/1")):
+        Plan.from_dict({**data, "schema": "perfstudent.plan/2"})
+    with pytest.raises(InputError, match="plan file has unknown keys: comment"):
+        Plan.from_dict({**data, "comment": "mine"})
+    data["per_slot"][0]["cost"] = 1.0
+    with pytest.raises(InputError, match=r"per_slot\[0\] has unknown keys: cost"):
+        Plan.from_dict(data)
+
+
+def test_plan_written_before_per_slot_costs_still_loads() -> None:
+    """plan/1 as the code before per-slot costs wrote it: per_layer, no per_slot, no warnings,
+    and a --verify measurement in that time's form."""
+    spec = full_spec("resnet20")
+    old = {"schema": "perfstudent.plan/1", "strategy": "uniform", "budget_ms": 3.0, "margin_ms": 0.0,
+           "spec": spec.to_dict(), "predicted_ms": 2.9, "overhead_ms": 0.3,
+           "per_layer": [{"path": "conv1", "role": "stem", "slot": None, "ms": 0.1}],
+           "saliency_kept": 1.0, "device": "local", "backend": "torch", "threads": 1,
+           "fingerprint": {"backend": "torch"}, "slots": [
+               {"slot": "layer1.0", "width": 16, "full": 16, "cost_ms": 0.1, "step_top": True,
+                "next_width": None, "next_extra_ms": None}],
+           "grid_ms": 0.001, "multiplier": None, "saliency": None,
+           "verified": {"measured_ms": 2.8, "within_budget": True,
+                        "measurement": {"median_ms": 2.8, "p90_ms": 2.9}}}
+    plan = Plan.from_dict(old)
+    assert plan.per_slot == [] and plan.spec == spec and plan.slots[0].step_top
+    assert plan.verified == Verification(2.8, True)
+    assert Plan.from_dict(plan.to_dict()) == plan
+
+
 def test_saliency_and_widthspec_files_of_the_current_form_load(tmp_path: Path) -> None:
     saliency = {"schema": "perfstudent.saliency/1", "family": "resnet20", "input_size": 32,
                 "in_channels": 3, "num_classes": 10, "teacher": {"run": "t"}, "batches": 2,
@@ -156,6 +217,32 @@ def specs(draw: st.DrawFn) -> WidthSpec:
     return base.with_widths({s: draw(st.integers(1, w)) for s, w in base.widths.items()})
 
 
+measurements = st.builds(
+    Measurement.from_samples, st.lists(st.floats(0, 1e3), min_size=1, max_size=8),
+    st.integers(1, 1000), st.sampled_from(sorted(ESTIMATORS)), st.lists(st.floats(0, 1e3), max_size=3),
+    st.booleans())
+
+
+@st.composite
+def plans(draw: st.DrawFn) -> Plan:
+    spec = draw(specs())
+    rows = [SlotRow(s, w, draw(st.integers(w, 4 * w)), draw(numbers), draw(st.booleans()),
+                    draw(st.none() | st.integers(1, 512)), draw(st.none() | numbers))
+            for s, w in list(spec.widths.items())[:draw(st.integers(0, len(spec.widths)))]]
+    json_values = st.none() | st.booleans() | st.integers() | numbers | texts
+    return Plan(
+        draw(st.sampled_from(["perf", "pruned", "uniform"])), draw(numbers), draw(numbers), spec,
+        draw(numbers), draw(numbers), [SlotCost(s, w, draw(numbers)) for s, w in spec.widths.items()],
+        draw(numbers), draw(st.none() | texts), draw(st.none() | texts), draw(st.none() | st.integers(1)),
+        draw(st.none() | texts | st.dictionaries(texts, json_values, max_size=3)), rows, draw(numbers),
+        draw(st.none() | numbers),
+        draw(st.none() | st.builds(SaliencySource, st.dictionaries(texts, json_values, max_size=3),
+                                   st.integers(0), st.integers(0))),
+        draw(st.none() | st.builds(Verification, numbers, st.booleans(), st.none() | texts,
+                                   st.none() | measurements)),
+        draw(st.lists(texts, max_size=3)), draw(st.none() | texts))
+
+
 @settings(max_examples=40, deadline=None)
 @given(specs())
 def test_widthspec_round_trip_property(spec: WidthSpec) -> None:
@@ -163,3 +250,8 @@ def test_widthspec_round_trip_property(spec: WidthSpec) -> None:
     assert WidthSpec.from_json(spec.to_json()) == spec
 
 
+@settings(max_examples=40, deadline=None)
+@given(plans())
+def test_plan_round_trip_property(plan: Plan) -> None:
+    assert Plan.from_dict(plan.to_dict()) == plan
+    assert Plan.from_json(plan.to_json()) == plan
