@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from perfstudent.errors import InputError, SpecError
 from perfstudent.measurement import ESTIMATORS, Measurement
+from perfstudent.pipeline.validate import ValidatedStudent, ValidationReport
 from perfstudent.plan.planner import Plan, SaliencySource, SlotCost, SlotRow, Verification
 from perfstudent.plan.saliency import Saliency
 from perfstudent.records import Record, parse_schema
@@ -201,6 +202,28 @@ def test_measurement_derived_figures_are_written_and_not_read() -> None:
     assert Measurement.from_dict({**data, "ms": 99.0}) == m  # derived again, never read
     with pytest.raises(InputError, match="unknown keys: median_ms"):
         Measurement.from_dict({**data, "median_ms": 2.0})
+
+
+def _validated(n: int) -> list[ValidatedStudent]:
+    widths = full_spec("resnet20").widths
+    return [ValidatedStudent("uniform", dict(widths), 1.0 + i, 1.0 + i, 1.1 + i,
+                             {"lut": 1.05 + i, "macs": 0.9 + i}) for i in range(n)]
+
+
+def test_validation_report_2_is_migrated_to_3() -> None:
+    report = ValidationReport({"backend": "torch"}, "resnet20", 32, "p20", _validated(4),
+                              {"ms_per_gmac": 1.0, "intercept_ms": 0.1}, [0.01, 0.03])
+    data = report.to_dict()
+    assert data["schema"] == "perfstudent.validation/3" and "drift_since_sweep_pct" in data["summary"]
+    assert ValidationReport.from_dict(data) == report
+    old = {k: v for k, v in data.items() if k != "drift"}
+    old["schema"] = "perfstudent.validation/2"
+    migrated = ValidationReport.from_dict(old)
+    assert migrated.drift == [] and migrated.students == report.students
+    assert migrated.summary()["lut"] == report.summary()["lut"]
+    assert migrated.residuals() == pytest.approx([-0.05 / 1.05, -0.05 / 2.05, -0.05 / 3.05, -0.05 / 4.05])
+    with pytest.raises(InputError, match="old format"):
+        ValidationReport.from_dict({**old, "schema": "perfstudent.validation/1"})
 
 
 # --- property: to_dict / from_dict round trips ----------------------------------------------
