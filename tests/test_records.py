@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from perfstudent.errors import InputError, SpecError
+from perfstudent.experiment.engine import State, StepState
 from perfstudent.measurement import ESTIMATORS, Measurement
 from perfstudent.pipeline.validate import ValidatedStudent, ValidationReport
 from perfstudent.plan.planner import Plan, SaliencySource, SlotCost, SlotRow, Verification
@@ -224,6 +225,19 @@ def test_validation_report_2_is_migrated_to_3() -> None:
     assert migrated.residuals() == pytest.approx([-0.05 / 1.05, -0.05 / 2.05, -0.05 / 3.05, -0.05 / 4.05])
     with pytest.raises(InputError, match="old format"):
         ValidationReport.from_dict({**old, "schema": "perfstudent.validation/1"})
+
+
+def test_experiment_state_of_the_current_form_loads(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"schema": "perfstudent.experiment-state/1", "steps": {
+        "a": {"status": "done", "digest": "ab", "started": "t0", "finished": "t1", "seconds": 1.5,
+              "error": None},
+        "b": {"status": "done", "digest": "cd", "started": None, "finished": "t2", "seconds": 0.0,
+              "reused": True}}}))
+    state = State.read(path)
+    assert state.steps["a"] == StepState("done", "ab", "t0", "t1", 1.5)
+    assert state.is_done("b", "cd") and state.steps["b"].reused
+    assert State.read(tmp_path / "none.json") == State()
 
 
 # --- property: to_dict / from_dict round trips ----------------------------------------------
