@@ -33,11 +33,11 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def _train(config: TrainConfig) -> dict[str, Any]:
     out = Path(config.out)
-    if (out / "summary.json").is_file() and load_run(out).summary.get("finished"):
-        return load_run(out).summary  # reuse a finished run
+    if (out / "summary.json").is_file() and load_run(out).summary.finished:
+        return load_run(out).summary.to_dict()  # reuse a finished run
     config.resume = (out / "config.json").is_file()
     run_training(config)
-    return load_run(out).summary
+    return load_run(out).summary.to_dict()
 
 
 def main() -> None:
@@ -77,15 +77,15 @@ def main() -> None:
 
 
 def _report(args: argparse.Namespace, thin: dict[str, Any]) -> None:
-    teacher = load_run(args.teacher).summary
+    teacher = load_run(args.teacher).summary.to_dict()
     rows = []
     for seed in args.seeds:
         for beta in (0.0, 1000.0):
             out = args.runs / f"thin-beta{int(beta)}-seed{seed}"
-            if (out / "summary.json").is_file() and load_run(out).summary.get("finished"):
+            if (out / "summary.json").is_file() and load_run(out).summary.finished:
                 s = load_run(out).summary
-                rows.append({"seed": seed, "beta": beta, "final_test_acc": s["final_test_acc"],
-                             "best_test_acc": s["best_test_acc"], "run": str(out)})
+                rows.append({"seed": seed, "beta": beta, "final_test_acc": s.final_test_acc,
+                             "best_test_acc": s.best_test_acc, "run": str(out)})
     _write(args, teacher, thin, rows)
 
 

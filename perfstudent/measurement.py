@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from perfstudent.errors import InputError
+from perfstudent.records import Record
 
 
 def _quantile(q: float) -> Callable[[np.ndarray], float]:
@@ -102,8 +103,15 @@ def _samples(values: Any, what: str) -> tuple[float, ...]:
 
 
 @dataclass(frozen=True)
-class Measurement:
-    """Latency of one timed item, in milliseconds per call (see the module docstring)."""
+class Measurement(Record):
+    """Latency of one timed item, in milliseconds per call (see the module docstring).
+
+    A sub-record (no schema of its own): LUT rows, run summaries and plans carry it.
+    ``ms``, ``samples`` (the count) and ``spread`` are written for readers and derived
+    again on reading.
+    """
+
+    DERIVED = ("ms", "samples", "spread")
 
     samples_ms: tuple[float, ...]
     estimator: str = DEFAULT_ESTIMATOR
@@ -112,20 +120,28 @@ class Measurement:
     noisy: bool = False
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "samples_ms", _samples(self.samples_ms, "samples_ms"))
+        object.__setattr__(self, "slow_ms", _samples(self.slow_ms, "slow_ms"))
         if not self.samples_ms:
             raise InputError("a measurement needs at least one sample")
+        if isinstance(self.inner, bool) or not isinstance(self.inner, int) or self.inner < 1:
+            raise InputError(f"a measurement's inner count must be a positive integer, got {self.inner!r}")
         check_estimator(self.estimator)
 
     @classmethod
     def from_samples(cls, samples_ms: Any, inner: int = 1, estimator: str = DEFAULT_ESTIMATOR,
                      slow_ms: Any = (), noisy: bool = False) -> Measurement:
-        return cls(_samples(list(samples_ms), "samples"), estimator, int(inner),
-                   _samples(list(slow_ms), "slow samples"), bool(noisy))
+        return cls(tuple(samples_ms), estimator, int(inner), tuple(slow_ms), bool(noisy))
 
     @property
     def ms(self) -> float:
         """The figure used: the estimator over the kept samples."""
         return ESTIMATORS[self.estimator](np.asarray(self.samples_ms))
+
+    @property
+    def samples(self) -> int:
+        """How many samples were kept."""
+        return len(self.samples_ms)
 
     @property
     def spread(self) -> float:
@@ -135,20 +151,3 @@ class Measurement:
 
     def with_estimator(self, estimator: str) -> Measurement:
         return replace(self, estimator=check_estimator(estimator))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"ms": self.ms, "estimator": self.estimator, "samples": len(self.samples_ms),
-                "spread": self.spread, "noisy": self.noisy, "inner": self.inner,
-                "samples_ms": list(self.samples_ms), "slow_ms": list(self.slow_ms)}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Measurement:
-        """Read :meth:`to_dict`'s form back (``ms``, ``spread`` and ``samples`` are derived)."""
-        if not isinstance(data, dict) or "samples_ms" not in data:
-            raise InputError("a measurement record needs a samples_ms list")
-        inner = data.get("inner", 1)
-        if isinstance(inner, bool) or not isinstance(inner, int) or inner < 1:
-            raise InputError(f"a measurement's inner count must be a positive integer, got {inner!r}")
-        return cls(_samples(data["samples_ms"], "samples_ms"),
-                   check_estimator(str(data.get("estimator", DEFAULT_ESTIMATOR))), inner,
-                   _samples(data.get("slow_ms", []), "slow_ms"), bool(data.get("noisy", False)))

@@ -44,7 +44,7 @@ def test_load_run_model_and_update_summary(teacher: Path) -> None:
     model = run.model("best")
     assert not model.training and model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
     run.update_summary(latency={"local/onnxruntime/t1": {"median_ms": 1.0}})
-    assert load_run(teacher).summary["latency"]["local/onnxruntime/t1"]["median_ms"] == 1.0
+    assert load_run(teacher).summary.latency["local/onnxruntime/t1"]["median_ms"] == 1.0
     with pytest.raises(InputError, match="not a perfstudent run directory"):
         load_run(teacher.parent)
 
@@ -53,7 +53,7 @@ def test_resume_reproduces_the_uninterrupted_run(tmp_path: Path, spec_path: Path
     whole = tiny_run(tmp_path / "whole", spec_path, epochs=3, seed=3)
     part = tiny_run(tmp_path / "part", spec_path, epochs=3, seed=3, stop_after=1)
     assert [r["epoch"] for r in metric_rows(part)] == ["1"]
-    assert not load_run(part).summary["finished"]
+    assert not load_run(part).summary.finished
     tiny_run(tmp_path / "part", spec_path, epochs=3, seed=3, resume=True)
     a, b = metric_rows(whole), metric_rows(part)
     assert [r["epoch"] for r in b] == ["1", "2", "3"]
@@ -81,7 +81,7 @@ def test_existing_run_is_refused_without_resume_or_force(tmp_path: Path, spec_pa
         tiny_run(tmp_path / "foreign", spec_path)
     tiny_run(tmp_path / "foreign", spec_path, force=True, seed=1)
     assert (tmp_path / "foreign" / "notes.txt").read_text() == "mine"  # --force only replaces our files
-    assert load_run(tmp_path / "foreign").summary["seed"] == 1
+    assert load_run(tmp_path / "foreign").summary.seed == 1
 
 
 def test_bad_data_leaves_an_existing_run_intact(tmp_path: Path, spec_path: Path) -> None:
@@ -99,8 +99,8 @@ def test_distill_with_plan_records_strategy_and_copies_plan(tmp_path: Path, teac
     out = run_training(TrainConfig(out=tmp_path / "s", kind="distill", plan=tmp_path / "plan.json",
                                    teacher=teacher, epochs=1, kd=True, **TINY))  # type: ignore[arg-type]
     s = load_run(out).summary
-    assert s["kind"] == "distill" and s["strategy"] == "perf" and s["beta"] == 1000.0 and s["kd"] is True
-    assert s["teacher"] == str(teacher) and s["spec"] == spec.to_dict()
+    assert s.kind == "distill" and s.strategy == "perf" and s.beta == 1000.0 and s.kd is True
+    assert s.teacher == str(teacher) and s.spec == spec
     assert json.loads((out / "plan.json").read_text()) == plan
 
 

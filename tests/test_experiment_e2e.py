@@ -87,14 +87,14 @@ def check_artefacts(exp: Path, labels: tuple[str, ...] = ("x0.80", "x0.95")) -> 
             assert plan["strategy"] == strategy and plan["budget_ms"] == pytest.approx(budget_ms)
             assert plan["predicted_ms"] <= plan["budget_ms"]
             run = load_run(exp / "runs" / f"{strategy}-{label}-s0")
-            assert run.summary["kind"] == "distill" and run.summary["strategy"] == strategy
-            assert run.summary["epochs_done"] == 1
+            assert run.summary.kind == "distill" and run.summary.strategy == strategy
+            assert run.summary.epochs_done == 1
             assert run.spec.to_dict()["widths"] == plan["spec"]["widths"]
             row = points[points["run"] == str(run.path)].iloc[0]
             assert row["series"] == strategy and row["budget_ms"] == pytest.approx(budget_ms)
-            assert row["latency_ms"] == pytest.approx(run.summary["latency"][KEY]["ms"])
-            assert row["acc"] == pytest.approx(run.summary["final_test_acc"])
-    assert load_run(exp / "teacher").summary["latency"][KEY]["ms"] > 0
+            assert row["latency_ms"] == pytest.approx(run.summary.latency[KEY]["ms"])
+            assert row["acc"] == pytest.approx(run.summary.final_test_acc)
+    assert load_run(exp / "teacher").summary.latency[KEY]["ms"] > 0
     for name in ("front.png", "front.svg", "front-summary.csv", "front-staircase.png"):
         assert (exp / "front" / name).stat().st_size > 0, name
     assert (exp / "front" / "front.png").read_bytes()[:4] == b"\x89PNG"

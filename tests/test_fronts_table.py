@@ -39,10 +39,10 @@ def points() -> pd.DataFrame:
 
 
 def test_series_names() -> None:
-    assert series_of({"kind": "train", "strategy": None}) == "teacher"
-    assert series_of({"kind": "distill", "strategy": "perf"}) == "perf"
-    assert series_of({"kind": "train", "strategy": "pruned"}) == "pruned (no AT)"
-    assert series_of({"kind": "distill", "strategy": None}) == "student"
+    assert series_of("train", None) == "teacher"
+    assert series_of("distill", "perf") == "perf"
+    assert series_of("train", "pruned") == "pruned (no AT)"
+    assert series_of("distill", None) == "student"
     assert latency_key("local", "onnxruntime", 1) == "local/onnxruntime/t1"
 
 

@@ -49,7 +49,7 @@ def test_prediction_is_sum_of_layers_and_fits() -> None:
     expected = sum(MODEL.layer_ms(layer.shape) for layer in layers) + MODEL.fixed_overhead_ms
     assert plan.predicted_ms == pytest.approx(expected)
     assert plan.predicted_ms <= budget - 0.01
-    assert [row["slot"] for row in plan.per_slot] == list(base.widths)
+    assert [row.slot for row in plan.per_slot] == list(base.widths)
     assert plan.overhead_ms == pytest.approx(MODEL.fixed_ms(plan.spec))
     assert plan.device == "synthetic" and plan.backend == "staircase" and plan.threads == 1
 

@@ -40,7 +40,7 @@ def test_plan_prediction_is_the_views_prediction_and_fills_the_budget(tmp_path: 
     plan = make_plan("perf", 0.7 * full, view, base)
     assert plan.device == "local" and plan.threads == 1
     assert plan.fingerprint["backend"] == "onnxruntime"
-    assert [r["slot"] for r in plan.per_slot] == list(base.widths)
+    assert [r.slot for r in plan.per_slot] == list(base.widths)
 
 
 def test_missing_overhead_names_the_profile_command(tmp_path: Path) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from perfstudent.cli._root import cli
 from perfstudent.cli.options import parse_options
 from perfstudent.plan.strategies import strategy_names
+
+if TYPE_CHECKING:
+    from perfstudent.plan.planner import Plan, Verification
 
 
 @cli.command()
@@ -110,14 +113,14 @@ def plan(budget: str, family: str, device: str, backend: str, threads: int,
     click.echo(f"wrote {out}")
 
 
-def _verify(result: Any, target: Any) -> dict[str, Any]:
+def _verify(result: Plan, target: Any) -> Verification:
     from perfstudent.durations import format_ms
     from perfstudent.pipeline import measure as run_measure
+    from perfstudent.plan.planner import Verification
 
     measured = run_measure(target, result.spec)
     verdict = "within budget" if measured.ms <= result.budget_ms else "OVER budget"
     click.echo(f"verify: measured {format_ms(measured.ms)} (spread {measured.spread:.1%}), "
                f"predicted {format_ms(result.predicted_ms)}, budget {format_ms(result.budget_ms)}: "
                f"{verdict} (slack {(result.budget_ms - measured.ms) / result.budget_ms:+.1%})")
-    return {"measured_ms": measured.ms, "protocol": target.protocol,
-            "measurement": measured.to_dict(), "within_budget": measured.ms <= result.budget_ms}
+    return Verification(measured.ms, measured.ms <= result.budget_ms, target.protocol, measured)

@@ -59,9 +59,9 @@ def _run(**kwargs: Any) -> None:
         return  # under torchrun only rank 0 reports
     if out.is_dir() and (out / "summary.json").is_file():
         s = load_run(out).summary
-        if s.get("epochs_done"):
-            click.echo(f"{out}: {s['epochs_done']}/{s['epochs']} epochs, test acc {s['final_test_acc']:.4f} "
-                       f"(best {s['best_test_acc']:.4f} at epoch {s['best_epoch']})")
+        if s.epochs_done and s.final_test_acc is not None and s.best_test_acc is not None:
+            click.echo(f"{out}: {s.epochs_done}/{s.epochs} epochs, test acc {s.final_test_acc:.4f} "
+                       f"(best {s.best_test_acc:.4f} at epoch {s.best_epoch})")
 
 
 @cli.command()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,48 @@ from torch import nn
 from perfstudent.distill.checkpoint import load_checkpoint
 from perfstudent.errors import InputError
 from perfstudent.io import atomic_write_text, read_json, write_json
+from perfstudent.records import Record
 from perfstudent.students import WidthSpec, build
 
 SUMMARY_SCHEMA = "perfstudent.run/1"
 METRIC_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds")
 RUN_FILES = ("config.json", "metrics.csv", "last.pt", "best.pt", "plan.json", "summary.json")
+
+
+@dataclass(frozen=True)
+class RunSummary(Record):
+    """``summary.json`` (``perfstudent.run/1``): what a run is and how far it got.
+
+    Accuracies are fractions. ``latency`` maps ``device/backend/tN`` to a measurement
+    of the trained network there (a Measurement's dict plus its ``fingerprint``;
+    runs measured before Measurement kept its samples have ``median_ms``), filled by
+    ``perfstudent front``.
+    """
+
+    SCHEMA = SUMMARY_SCHEMA
+
+    kind: str
+    spec: WidthSpec
+    strategy: str | None = None
+    data: str | None = None
+    seed: int | None = None
+    epochs: int | None = None
+    epochs_done: int = 0
+    finished: bool = False
+    final_test_acc: float | None = None
+    best_test_acc: float | None = None
+    best_epoch: int | None = None
+    params: int | None = None
+    macs: int | None = None
+    teacher: str | None = None
+    teacher_test_acc: float | None = None
+    beta: float | None = None
+    kd: bool | None = None
+    latency: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def what(cls) -> str:
+        return "run summary"
 
 
 @dataclass
@@ -41,7 +78,7 @@ class Run:
     path: Path
     spec: WidthSpec
     config: dict[str, Any]
-    summary: dict[str, Any]
+    summary: RunSummary
 
     def model(self, which: str = "best") -> nn.Module:
         """The network with the weights of ``best.pt`` or ``last.pt`` (loaded with weights_only=True)."""
@@ -67,14 +104,13 @@ class Run:
 
     def update_summary(self, **fields: Any) -> None:
         """Merge ``fields`` into ``summary.json`` (atomic; e.g. ``latency={...}`` after measuring)."""
-        current = read_json(self.path / "summary.json", "run summary")
+        current = RunSummary.load(self.path / "summary.json")
+        merged: dict[str, Any] = {}
         for key, value in fields.items():
-            if isinstance(value, dict) and isinstance(current.get(key), dict):
-                current[key] = {**current[key], **value}
-            else:
-                current[key] = value
-        write_json(self.path / "summary.json", current)
-        self.summary = current
+            old = getattr(current, key)
+            merged[key] = {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
+        self.summary = replace(current, **merged)
+        self.summary.save(self.path / "summary.json")
 
 
 def load_run(path: Path | str) -> Run:
@@ -84,15 +120,9 @@ def load_run(path: Path | str) -> Run:
         raise InputError(f"run directory not found: {path}")
     if not (path / "summary.json").is_file():
         raise InputError(f"{path} is not a perfstudent run directory (no summary.json)")
-    summary = read_json(path / "summary.json", "run summary")
-    if not isinstance(summary, dict) or summary.get("schema") != SUMMARY_SCHEMA:
-        raise InputError(f"{path}/summary.json is not a {SUMMARY_SCHEMA} summary")
+    summary = RunSummary.load(path / "summary.json")
     config = read_json(path / "config.json", "run config") if (path / "config.json").is_file() else {}
-    try:
-        spec = WidthSpec.from_dict(summary.get("spec"))
-    except InputError as exc:
-        raise InputError(f"{path}/summary.json: {exc}") from None
-    return Run(path, spec, config if isinstance(config, dict) else {}, summary)
+    return Run(path, summary.spec, config if isinstance(config, dict) else {}, summary)
 
 
 def write_metrics(path: Path, history: list[dict[str, float]]) -> None:

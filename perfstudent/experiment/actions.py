@@ -136,8 +136,8 @@ def check_run(path: Path, epochs: int | None = None) -> str | None:
         run = load_run(path)
     except InputError as exc:
         return str(exc)
-    done, acc = run.summary.get("epochs_done"), run.summary.get("final_test_acc")
-    wanted = epochs if epochs is not None else run.summary.get("epochs")
+    done, acc = run.summary.epochs_done, run.summary.final_test_acc
+    wanted = epochs if epochs is not None else run.summary.epochs
     if done != wanted:
         return f"{path} has {done} of {wanted} epochs (unfinished)"
     if not isinstance(acc, (int, float)):
@@ -166,4 +166,4 @@ def check_measured(ctx: Context, run_path: Path) -> str | None:
     except InputError as exc:
         return str(exc)
     key = latency_key(*ctx.device)
-    return None if key in (run.summary.get("latency") or {}) else f"{run_path} has no latency {key}"
+    return None if key in run.summary.latency else f"{run_path} has no latency {key}"

@@ -18,13 +18,13 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from perfstudent.errors import InputError, PerfStudentError
-from perfstudent.io import read_json, write_json
+from perfstudent.errors import PerfStudentError
+from perfstudent.records import Record
 
 STATE_SCHEMA = "perfstudent.experiment-state/1"
 
@@ -53,32 +53,45 @@ class StepOutcome:
     seconds: float
 
 
-@dataclass
-class State:
-    """The experiment's state file: per step, status, digest, start/finish time, duration."""
+@dataclass(frozen=True)
+class StepState(Record):
+    """One step in the state file: status (running, done, failed), digest, times, duration."""
 
-    path: Path
-    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+    status: str
+    digest: str | None = None
+    started: str | None = None
+    finished: str | None = None
+    seconds: float | None = None
+    error: str | None = None
+    reused: bool = False
+
+
+@dataclass
+class State(Record):
+    """The experiment's state file (``perfstudent.experiment-state/1``): per step, its state."""
+
+    SCHEMA = STATE_SCHEMA
+
+    steps: dict[str, StepState] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, path: Path) -> State:
-        if not path.exists():
-            return cls(path)
-        data = read_json(path, "experiment state")
-        if not isinstance(data, dict) or data.get("schema") != STATE_SCHEMA:
-            raise InputError(f"{path} is not a {STATE_SCHEMA} file")
-        return cls(path, dict(data.get("steps", {})))
+    def what(cls) -> str:
+        return "experiment state"
 
-    def save(self) -> None:
-        write_json(self.path, {"schema": STATE_SCHEMA, "steps": self.steps})
+    @classmethod
+    def read(cls, path: Path) -> State:
+        """The state at ``path``; an empty one if there is no file yet."""
+        return cls.load(path) if path.exists() else cls()
 
-    def mark(self, step_id: str, **fields: Any) -> None:
-        self.steps[step_id] = {**self.steps.get(step_id, {}), **fields}
-        self.save()
+    def mark(self, path: Path, step_id: str, **fields: Any) -> None:
+        """Update one step's state and write the file (atomically)."""
+        old = self.steps.get(step_id)
+        self.steps[step_id] = replace(old, **fields) if old else StepState(**fields)
+        self.save(path)
 
     def is_done(self, step_id: str, digest: str) -> bool:
-        entry = self.steps.get(step_id, {})
-        return entry.get("status") == "done" and entry.get("digest") == digest
+        entry = self.steps.get(step_id)
+        return entry is not None and entry.status == "done" and entry.digest == digest
 
 
 def _now() -> str:
@@ -89,24 +102,25 @@ def digest_of(step: Step, state: State) -> str:
     """The step's digest (module docstring); deps must already be in the state."""
     deps = []
     for dep in step.deps:
-        entry = state.steps.get(dep, {})
-        deps.append([dep, entry.get("digest"), entry.get("finished")])
+        entry = state.steps.get(dep)
+        deps.append([dep, entry.digest if entry else None, entry.finished if entry else None])
     blob = json.dumps({"params": step.params, "deps": deps}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _run_one(step: Step, state: State, digest: str) -> float:
+def _run_one(step: Step, state: State, path: Path, digest: str) -> float:
     if step.clean is not None:
-        step.clean(state.steps.get(step.id, {}).get("digest") == digest)
-    state.mark(step.id, status="running", digest=digest, started=_now(), finished=None)
+        old = state.steps.get(step.id)
+        step.clean(old is not None and old.digest == digest)
+    state.mark(path, step.id, status="running", digest=digest, started=_now(), finished=None)
     start = time.perf_counter()
     step.action()
     seconds = time.perf_counter() - start
     problem = step.check()
     if problem:
-        state.mark(step.id, status="failed", error=problem)
+        state.mark(path, step.id, status="failed", error=problem)
         raise PerfStudentError(f"step {step.id} finished but its output is incomplete: {problem}")
-    state.mark(step.id, status="done", finished=_now(), seconds=round(seconds, 3), error=None)
+    state.mark(path, step.id, status="done", finished=_now(), seconds=round(seconds, 3), error=None)
     return seconds
 
 
@@ -118,12 +132,12 @@ def run_steps(steps: Sequence[Step], state_path: Path, *, progress: bool = True,
     ids = [s.id for s in steps]
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate step ids")
-    state = State.load(state_path)
+    state = State.read(state_path)
     stale = [k for k in state.steps if k not in ids]
     if stale:  # steps of an earlier configuration (e.g. a budget since removed)
         for key in stale:
             del state.steps[key]
-        state.save()
+        state.save(state_path)
     outcomes = []
     bar = tqdm(steps, desc="experiment", unit="step", disable=not progress)
     for step in bar:
@@ -132,12 +146,12 @@ def run_steps(steps: Sequence[Step], state_path: Path, *, progress: bool = True,
         valid = step.check() is None
         if valid and (state.is_done(step.id, digest) or step.reuse_valid_output):
             if not state.is_done(step.id, digest):
-                state.mark(step.id, status="done", digest=digest, started=None, finished=_now(),
-                           seconds=0.0, reused=True)
+                state.mark(state_path, step.id, status="done", digest=digest, started=None,
+                           finished=_now(), seconds=0.0, reused=True)
             outcomes.append(StepOutcome(step.id, False, 0.0))
             continue
         if log:
             log(f"running {step.id}")
-        outcomes.append(StepOutcome(step.id, True, _run_one(step, state, digest)))
+        outcomes.append(StepOutcome(step.id, True, _run_one(step, state, state_path, digest)))
     bar.close()
     return outcomes

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from perfstudent.distill.runs import load_run
 from perfstudent.errors import InputError
@@ -81,14 +80,16 @@ def plan(ctx: Context, strategy: str, budget_label: str, budgets_path: Path, tea
 
 def check_plan(path: Path, strategy: str) -> str | None:
     """Complete when the plan loads, has the strategy, and its prediction is within budget."""
+    from perfstudent.plan.planner import Plan
+
     if not path.is_file():
         return f"{path} does not exist"
     try:
-        data: Any = read_json(path, "plan")
-        if data.get("strategy") != strategy:
-            return f"{path} is a {data.get('strategy')} plan, want {strategy}"
-        if float(data["predicted_ms"]) > float(data["budget_ms"]) + 1e-9:
-            return f"{path} predicts {data['predicted_ms']} ms over its budget {data['budget_ms']} ms"
-    except (InputError, KeyError, TypeError, ValueError, AttributeError) as exc:
-        return f"{path} is malformed: {exc}"
+        plan = Plan.load(path)
+    except InputError as exc:
+        return str(exc)
+    if plan.strategy != strategy:
+        return f"{path} is a {plan.strategy} plan, want {strategy}"
+    if plan.predicted_ms > plan.budget_ms + 1e-9:
+        return f"{path} predicts {plan.predicted_ms} ms over its budget {plan.budget_ms} ms"
     return None

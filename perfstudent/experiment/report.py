@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from perfstudent.experiment.actions import Context
+from perfstudent.experiment.engine import State
 from perfstudent.fronts import make_front
 from perfstudent.fronts.table import compare_at_budgets
-from perfstudent.io import atomic_write_text, read_json
+from perfstudent.io import atomic_write_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -98,9 +99,8 @@ def write_report(ctx: Context, lay: Layout) -> None:
 
 
 def _steps_table(state_path: Path) -> str:
-    state = read_json(state_path, "experiment state")
-    total = sum(float(e.get("seconds") or 0.0) for e in state["steps"].values())
-    rows = [f"| {sid} | {e.get('status')} | {float(e.get('seconds') or 0):.1f} |"
-            for sid, e in state["steps"].items()]
+    steps = State.load(state_path).steps
+    total = sum(e.seconds or 0.0 for e in steps.values())
+    rows = [f"| {sid} | {e.status} | {e.seconds or 0.0:.1f} |" for sid, e in steps.items()]
     return "\n".join(["| step | status | seconds |", "|---|---|---|", *rows,
                       f"| total (before this report) | | {total:.1f} |"])

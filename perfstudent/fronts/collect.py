@@ -60,14 +60,12 @@ class RunPoint:
     measured_now: bool
 
 
-def series_of(summary: dict[str, Any]) -> str:
+def series_of(kind: str | None, strategy: str | None) -> str:
     """perf / pruned / uniform for planned students, ``teacher`` for a plain trained run.
 
     A run trained from scratch on a plan (kind ``train`` with a strategy) is
     ``<strategy> (no AT)``; a distilled run without a plan is ``student``.
     """
-    kind = summary.get("kind")
-    strategy = summary.get("strategy")
     if strategy:
         return str(strategy) if kind == "distill" else f"{strategy} (no AT)"
     return TEACHER if kind == "train" else "student"
@@ -116,7 +114,7 @@ def ensure_latency(run: Any, device: str, backend: str, threads: int, *, measure
     is an :class:`InputError` naming the command that fills it.
     """
     key = latency_key(device, backend, threads)
-    stored = dict(run.summary.get("latency") or {})
+    stored = dict(run.summary.latency)
     if key in stored:
         return stored[key], False
     if not measure:
@@ -133,15 +131,14 @@ def run_point(run: Any, entry: dict[str, Any], measured_now: bool) -> RunPoint:
     """The :class:`RunPoint` of a loaded run and its latency entry."""
     summary = run.summary
     plan = _plan_of(Path(run.path))
-    acc = _number(summary.get("final_test_acc"))
+    acc = summary.final_test_acc
     if acc is None:
         raise InputError(f"run {run.path}: summary.json has no final_test_acc")
     ms = float(entry["ms"] if "ms" in entry else entry["median_ms"])  # median_ms: older runs
     return RunPoint(
-        run=str(run.path), series=series_of(summary), kind=str(summary.get("kind")),
-        strategy=summary.get("strategy") or None,
-        seed=summary.get("seed") if isinstance(summary.get("seed"), int) else None,
-        data=summary.get("data"), family=run.spec.family,
+        run=str(run.path), series=series_of(summary.kind, summary.strategy), kind=summary.kind,
+        strategy=summary.strategy or None, seed=summary.seed, data=summary.data,
+        family=run.spec.family,
         budget_ms=_number(plan.get("budget_ms")), predicted_ms=_number(plan.get("predicted_ms")),
         acc=acc, latency_ms=ms, spread=float(entry.get("spread", 0.0)),
         noisy=bool(entry.get("noisy", False)), measured_now=measured_now,

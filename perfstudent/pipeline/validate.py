@@ -50,6 +50,7 @@ from perfstudent.measurement import Measurement, TimingProtocol, check_estimator
 from perfstudent.plan.planner import InfeasibleBudget, make_plan
 from perfstudent.plan.problem import build_problem
 from perfstudent.plan.strategies import get_strategy, strategy_names
+from perfstudent.records import Record
 from perfstudent.students import network_layers
 from perfstudent.students.sampling import KINDS, sample_students, uniform_student
 
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
     from perfstudent.profiler.backends import Backend
     from perfstudent.students.widthspec import WidthSpec
 
-SCHEMA = "perfstudent.validation/2"
+SCHEMA = "perfstudent.validation/3"
 PREDICTORS = ("lut", "isolated", "macs")
 CALIBRATION_FRACTIONS = (1.0, 0.8, 0.6, 0.45, 0.3)
 
@@ -116,26 +117,63 @@ def validation_students(view: LatencyView, base: WidthSpec, samples: int, seed: 
     return drawn + planned
 
 
+@dataclass(frozen=True)
+class ValidatedStudent(Record):
+    """One student of a validation: measured (both passes joined, and each) and predicted, in ms."""
+
+    kind: str
+    widths: dict[str, int]
+    measured_ms: float
+    pass_a_ms: float
+    pass_b_ms: float
+    predicted_ms: dict[str, float]  # per predictor
+
+
 @dataclass
-class ValidationReport:
+class ValidationReport(Record):
+    """What ``lut validate`` found (``perfstudent.validation/3``; ``summary`` is derived).
+
+    Version 3 stores ``drift`` (per calibration network measured again: now / at the
+    sweep - 1); version 2 kept only its summary, so a /2 report reads back without it.
+    """
+
+    SCHEMA = SCHEMA
+    DERIVED = ("summary",)
+
     fingerprint: dict[str, Any]
     family: str
     input_size: int
     estimator: str
-    kinds: list[str] = field(default_factory=list)
-    widths: list[dict[str, int]] = field(default_factory=list)
-    measured_ms: list[float] = field(default_factory=list)
-    pass_a_ms: list[float] = field(default_factory=list)
-    pass_b_ms: list[float] = field(default_factory=list)
-    predicted: dict[str, list[float]] = field(default_factory=dict)
+    students: list[ValidatedStudent] = field(default_factory=list)
     macs_fit: dict[str, float] = field(default_factory=dict)
-    drift: list[float] = field(default_factory=list)  # calibration networks: now / at the sweep - 1
+    drift: list[float] = field(default_factory=list)
+
+    @classmethod
+    def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+        if version == 2:
+            return {**data, "drift": []}
+        return super().migrate(data, version)
+
+    @property
+    def kinds(self) -> list[str]:
+        return [s.kind for s in self.students]
+
+    @property
+    def measured_ms(self) -> list[float]:
+        return [s.measured_ms for s in self.students]
+
+    @property
+    def predicted(self) -> dict[str, list[float]]:
+        """Per predictor, its prediction of every student (in the students' order)."""
+        names = self.students[0].predicted_ms if self.students else {}
+        return {name: [s.predicted_ms[name] for s in self.students] for name in names}
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"samples": len(self.measured_ms)}
         for name, values in self.predicted.items():
             out[name] = scores(values, self.measured_ms)
-        out["noise_floor"] = scores(self.pass_a_ms, self.pass_b_ms)
+        out["noise_floor"] = scores([s.pass_a_ms for s in self.students],
+                                    [s.pass_b_ms for s in self.students])
         if self.drift:
             out["drift_since_sweep_pct"] = {"median": float(100 * np.median(self.drift)),
                                             "min": float(100 * min(self.drift)),
@@ -145,17 +183,7 @@ class ValidationReport:
 
     def residuals(self) -> list[float]:
         """measured / LUT-predicted - 1, per student (``plan --margin auto`` reads these)."""
-        return [m / p - 1 for m, p in zip(self.measured_ms, self.predicted["lut"], strict=True)]
-
-    def to_dict(self) -> dict[str, Any]:
-        students = [{"kind": k, "widths": w, "measured_ms": m, "pass_a_ms": a, "pass_b_ms": b,
-                     "predicted_ms": {name: v[i] for name, v in self.predicted.items()}}
-                    for i, (k, w, m, a, b) in enumerate(zip(
-                        self.kinds, self.widths, self.measured_ms, self.pass_a_ms, self.pass_b_ms,
-                        strict=True))]
-        return {"schema": SCHEMA, "family": self.family, "input_size": self.input_size,
-                "estimator": self.estimator, "fingerprint": self.fingerprint,
-                "summary": self.summary(), "macs_fit": self.macs_fit, "students": students}
+        return [s.measured_ms / s.predicted_ms["lut"] - 1 for s in self.students]
 
     def text(self) -> str:
         s = self.summary()
@@ -223,7 +251,7 @@ def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
     if unknown or "lut" not in predictors:
         raise InputError(f"predictors must include lut and be among {', '.join(PREDICTORS)}")
     students = validation_students(view, base, samples, seed, saliency, plans)
-    predicted = [view.predict(spec).total_ms for _, spec in students]  # fail fast on a missing row
+    lut = [view.predict(spec).total_ms for _, spec in students]  # fail fast on a missing row
     calibration = [uniform_student(base, f) for f in CALIBRATION_FRACTIONS] if "macs" in predictors else []
     shapes: list[ConvShape] = []
     if "isolated" in predictors:
@@ -235,31 +263,30 @@ def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
     groups += [[backend.prepare_shape(sh) for sh in shapes[i:i + size]]
                for i in range(0, len(shapes), size)]
     a, b = _passes(backend, groups, protocol, progress)
-    report = ValidationReport(view.fingerprint.to_dict(), base.family, base.input_size,
-                              protocol.estimator, [k for k, _ in students],
-                              [dict(s.widths) for _, s in students])
     n = len(students)
-    report.pass_a_ms = [m.ms for m in a[:n]]
-    report.pass_b_ms = [m.ms for m in b[:n]]
-    report.measured_ms = [_joined(x, y) for x, y in zip(a[:n], b[:n], strict=True)]
-    report.predicted["lut"] = predicted
+    predicted: dict[str, list[float]] = {"lut": lut}
     if "isolated" in predictors:
         iso = {sh: _joined(x, y) for sh, x, y in zip(shapes, a[len(specs):], b[len(specs):],
                                                     strict=True)}
-        report.predicted["isolated"] = [sum(iso[layer.shape] for layer in network_layers(s))
-                                        for _, s in students]
+        predicted["isolated"] = [sum(iso[layer.shape] for layer in network_layers(s))
+                                 for _, s in students]
     m = n + len(calibration)
-    report.drift = [_joined(x, y) / ms - 1 for (_, ms), x, y in zip(then, a[m:len(specs)],
-                                                                    b[m:len(specs)], strict=True)]
-    if report.drift:
-        factor = 1 + float(np.median(report.drift))
-        report.predicted["lut, drift-corrected"] = [p * factor for p in predicted]
+    drift = [_joined(x, y) / ms - 1 for (_, ms), x, y in zip(then, a[m:len(specs)], b[m:len(specs)],
+                                                             strict=True)]
+    if drift:
+        factor = 1 + float(np.median(drift))
+        predicted["lut, drift-corrected"] = [p * factor for p in lut]
+    macs_fit: dict[str, float] = {}
     if "macs" in predictors:
         cal_ms = [_joined(x, y) for x, y in zip(a[n:m], b[n:m], strict=True)]
         slope, intercept = np.polyfit([_macs(s) for s in calibration], cal_ms, 1)
-        report.macs_fit = {"ms_per_gmac": float(slope * 1e9), "intercept_ms": float(intercept)}
-        report.predicted["macs"] = [float(intercept + slope * _macs(s)) for _, s in students]
-    return report
+        macs_fit = {"ms_per_gmac": float(slope * 1e9), "intercept_ms": float(intercept)}
+        predicted["macs"] = [float(intercept + slope * _macs(s)) for _, s in students]
+    results = [ValidatedStudent(kind, dict(spec.widths), _joined(x, y), x.ms, y.ms,
+                                {name: values[i] for name, values in predicted.items()})
+               for i, ((kind, spec), x, y) in enumerate(zip(students, a[:n], b[:n], strict=True))]
+    return ValidationReport(view.fingerprint.to_dict(), base.family, base.input_size,
+                            protocol.estimator, results, macs_fit, drift)
 
 
 def validate_lut(target: Target, lut: Path | None, base: WidthSpec, samples: int, seed: int = 0, *,

@@ -8,17 +8,17 @@ records the result as a :class:`Plan` (JSON ``perfstudent.plan/1``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from perfstudent.durations import format_ms
 from perfstudent.errors import InputError
+from perfstudent.measurement import Measurement
 from perfstudent.plan.problem import LatencyModel, PlanningProblem, build_problem
 from perfstudent.plan.saliency import Saliency
 from perfstudent.plan.strategies import get_strategy, strategy_names
+from perfstudent.records import Record
 from perfstudent.students.registry import get_family
 from perfstudent.students.widthspec import WidthSpec
 
@@ -33,9 +33,52 @@ class InfeasibleBudget(InputError):
         self.smallest_ms = smallest_ms
 
 
+@dataclass(frozen=True)
+class SlotCost(Record):
+    """One slot of a plan: its width and its block's cost in the model (ms)."""
+
+    slot: str
+    width: int
+    ms: float
+
+
+@dataclass(frozen=True)
+class SlotRow(Record):
+    """One slot on its latency staircase: cost at the planned width, the next step up."""
+
+    slot: str
+    width: int
+    full: int
+    cost_ms: float
+    step_top: bool
+    next_width: int | None = None
+    next_extra_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class SaliencySource(Record):
+    """Which saliency a plan was made with: the teacher's identity and the data it saw."""
+
+    teacher: dict[str, Any] = field(default_factory=dict)
+    batches: int = 0
+    samples: int = 0
+
+
+@dataclass(frozen=True)
+class Verification(Record):
+    """``plan --verify``: the planned student measured end to end."""
+
+    measured_ms: float
+    within_budget: bool
+    protocol: str | None = None
+    measurement: Measurement | None = None
+
+
 @dataclass
-class Plan:
-    """A planned student: widths plus what they were planned for (JSON ``perfstudent.plan/1``)."""
+class Plan(Record):
+    """A planned student: widths plus what they were planned for (``perfstudent.plan/1``)."""
+
+    SCHEMA = SCHEMA
 
     strategy: str
     budget_ms: float
@@ -43,47 +86,33 @@ class Plan:
     spec: WidthSpec
     predicted_ms: float
     overhead_ms: float                 # the model's fixed term (LatencyView.fixed_ms)
-    per_slot: list[dict[str, Any]]     # {"slot", "width", "ms"}: each slot block's cost
+    per_slot: list[SlotCost]           # each slot block's cost
     saliency_kept: float
     device: str | None = None
     backend: str | None = None
     threads: int | None = None
-    fingerprint: Any = None
-    slots: list[dict[str, Any]] = field(default_factory=list)
+    fingerprint: dict[str, Any] | str | None = None
+    slots: list[SlotRow] = field(default_factory=list)
     grid_ms: float = 0.0
     multiplier: float | None = None
-    saliency: dict[str, Any] | None = None
-    verified: dict[str, Any] | None = None
+    saliency: SaliencySource | None = None
+    verified: Verification | None = None
     warnings: list[str] = field(default_factory=list)
     margin_note: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        return {"schema": SCHEMA, **data, "spec": self.spec.to_dict()}
-
     @classmethod
-    def from_dict(cls, data: Any) -> Plan:
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-            raise InputError(f"not a plan file (expected schema {SCHEMA!r})")
-        names = {f.name for f in dataclasses.fields(cls)}
-        try:
-            fields = {k: v for k, v in data.items() if k in names}
-            fields["spec"] = WidthSpec.from_dict(data["spec"])
-            fields.setdefault("per_slot", [])  # plans written before per-slot costs
-            return cls(**fields)
-        except (KeyError, TypeError) as exc:
-            raise InputError(f"malformed plan file: {exc!r}") from None
-
-    @classmethod
-    def load(cls, path: Path) -> Plan:
-        from perfstudent.io import read_json
-
-        return cls.from_dict(read_json(Path(path), "plan file"))
-
-    def save(self, path: Path) -> None:
-        from perfstudent.io import atomic_write_text
-
-        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+    def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+        """plan/1 files from before per-slot costs: their ``per_layer`` (the per-layer model of
+        that time, which no slot cost can be rebuilt from) is dropped, ``per_slot`` left empty,
+        and a ``verified`` measurement in that time's form (no ``samples_ms``) dropped, its
+        figure and verdict kept."""
+        if version == 1:
+            data.pop("per_layer", None)
+            data.setdefault("per_slot", [])
+            verified = data.get("verified")
+            if isinstance(verified, dict) and "samples_ms" not in (verified.get("measurement") or {}):
+                data["verified"] = {k: v for k, v in verified.items() if k != "measurement"}
+        return super().migrate(data, version)
 
 
 def _scores(base: WidthSpec, saliency: Saliency | None) -> dict[str, list[float]]:
@@ -107,14 +136,13 @@ def _identity(fingerprint: Any, key: str) -> Any:
     return value if isinstance(value, (str, int)) else None
 
 
-def _slot_report(problem: PlanningProblem, widths: dict[str, int]) -> list[dict[str, Any]]:
+def _slot_report(problem: PlanningProblem, widths: dict[str, int]) -> list[SlotRow]:
     rows = []
     for c in problem.curves:
         w = widths[c.slot]
         nxt = c.next_step(w)
-        rows.append({"slot": c.slot, "width": w, "full": c.full, "cost_ms": float(c.cost_ms[w - 1]),
-                     "step_top": c.step_top(w), "next_width": nxt,
-                     "next_extra_ms": None if nxt is None else float(c.cost_ms[nxt - 1] - c.cost_ms[w - 1])})
+        rows.append(SlotRow(c.slot, w, c.full, float(c.cost_ms[w - 1]), bool(c.step_top(w)), nxt,
+                            None if nxt is None else float(c.cost_ms[nxt - 1] - c.cost_ms[w - 1])))
     return rows
 
 
@@ -154,7 +182,7 @@ def _make(strategy: str, budget_ms: float, margin_ms: float, view: LatencyModel,
           threads: int | None) -> Plan:
     spec = problem.base.with_widths(widths)
     costs = {c.slot: float(c.cost_ms[widths[c.slot] - 1]) for c in problem.curves}
-    per_slot: list[dict[str, Any]] = [{"slot": s, "width": widths[s], "ms": ms} for s, ms in costs.items()]
+    per_slot = [SlotCost(s, widths[s], ms) for s, ms in costs.items()]
     fixed = float(view.fixed_ms(spec))
     fp = view.fingerprint
     return Plan(
@@ -162,8 +190,8 @@ def _make(strategy: str, budget_ms: float, margin_ms: float, view: LatencyModel,
         per_slot, problem.kept_of(widths), device or _identity(fp, "device"),
         backend or _identity(fp, "backend"), threads if threads is not None else _identity(fp, "threads"),
         _fingerprint_json(fp), _slot_report(problem, widths), problem.grid_ms, multiplier,
-        None if saliency is None else {"teacher": saliency.teacher, "batches": saliency.batches,
-                                       "samples": saliency.samples},
+        None if saliency is None else SaliencySource(saliency.teacher, saliency.batches,
+                                                     saliency.samples),
     )
 
 
@@ -211,11 +239,11 @@ def plan_summary(plan: Plan) -> str:
     if plan.margin_note:
         lines.insert(1, f"  margin: {plan.margin_note}")
     for row in plan.slots:
-        where = "step top" if row["step_top"] else "mid-step"
-        if row["next_width"] is not None:
-            where += f"; next step {row['next_width']} (+{format_ms(row['next_extra_ms'])})"
-        lines.append(f"  {row['slot']:<12}{row['width']:>5} / {row['full']:<4}"
-                     f"{format_ms(row['cost_ms']):>12}  {where}")
+        where = "step top" if row.step_top else "mid-step"
+        if row.next_width is not None and row.next_extra_ms is not None:
+            where += f"; next step {row.next_width} (+{format_ms(row.next_extra_ms)})"
+        lines.append(f"  {row.slot:<12}{row.width:>5} / {row.full:<4}"
+                     f"{format_ms(row.cost_ms):>12}  {where}")
     return "\n".join(lines)
 
 
@@ -224,5 +252,5 @@ def total_saliency_kept(plan: Plan, saliency: Saliency) -> float:
     return saliency.kept(plan.spec.widths)
 
 
-__all__ = ["InfeasibleBudget", "Plan", "conformal_margin", "make_plan", "plan_summary",
-           "strategy_names", "total_saliency_kept"]
+__all__ = ["InfeasibleBudget", "Plan", "SaliencySource", "SlotCost", "SlotRow", "Verification",
+           "conformal_margin", "make_plan", "plan_summary", "strategy_names", "total_saliency_kept"]

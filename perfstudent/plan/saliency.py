@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from perfstudent.errors import InputError
+from perfstudent.records import Record
 
 SCHEMA = "perfstudent.saliency/1"
 
@@ -107,8 +108,10 @@ def fisher_saliency(model: nn.Module, activation_paths: Mapping[str, str],
 
 
 @dataclass(frozen=True)
-class Saliency:
-    """Per slot, per channel Fisher scores of one teacher (JSON, schema ``perfstudent.saliency/1``)."""
+class Saliency(Record):
+    """Per slot, per channel Fisher scores of one teacher (a record, ``perfstudent.saliency/1``)."""
+
+    SCHEMA = SCHEMA
 
     family: str
     input_size: int
@@ -140,40 +143,6 @@ class Saliency:
             if len(self.slots.get(slot, [])) != full:
                 raise InputError(f"saliency file does not match {family}: slot {slot} has "
                                  f"{len(self.slots.get(slot, []))} scores, expected {full}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "family": self.family, "input_size": self.input_size,
-                "in_channels": self.in_channels, "num_classes": self.num_classes,
-                "teacher": self.teacher, "batches": self.batches, "samples": self.samples,
-                "mode": self.mode, "slots": self.slots}
-
-    @classmethod
-    def from_dict(cls, data: Any) -> Saliency:
-        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
-            raise InputError(f"not a saliency file (expected schema {SCHEMA!r})")
-        try:
-            slots = {str(s): [float(x) for x in v] for s, v in data["slots"].items()}
-            return cls(str(data["family"]), int(data["input_size"]), int(data["in_channels"]),
-                       int(data["num_classes"]), slots, dict(data.get("teacher") or {}),
-                       int(data.get("batches", 0)), int(data.get("samples", 0)),
-                       str(data.get("mode", "eval")))
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise InputError(f"malformed saliency file: {exc!r}") from None
-
-    @classmethod
-    def load(cls, path: Path) -> Saliency:
-        from perfstudent.io import read_json
-
-        data = read_json(Path(path), "saliency file")
-        try:
-            return cls.from_dict(data)
-        except InputError as exc:
-            raise InputError(f"{path}: {exc}") from None
-
-    def save(self, path: Path) -> None:
-        from perfstudent.io import write_json
-
-        write_json(Path(path), self.to_dict())
 
 
 def file_sha256(path: Path) -> str:

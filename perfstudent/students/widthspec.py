@@ -10,16 +10,14 @@ It serialises to readable JSON::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from perfstudent.errors import SpecError
+from perfstudent.records import Record
 from perfstudent.students.registry import get_family
 
 SCHEMA = "perfstudent.widthspec/1"
-_KEYS = {"schema", "family", "input_size", "in_channels", "num_classes", "widths"}
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -29,12 +27,16 @@ def _positive_int(name: str, value: Any) -> int:
 
 
 @dataclass(frozen=True)
-class WidthSpec:
+class WidthSpec(Record):
     """The width of every prunable slot of one network of a family.
 
     Construct through :func:`perfstudent.students.full_spec` or
     :meth:`from_dict`/:meth:`load`; all of them validate against the family.
+    A :class:`~perfstudent.records.Record` (``perfstudent.widthspec/1``).
     """
+
+    SCHEMA = SCHEMA
+    ERROR = SpecError
 
     family: str
     input_size: int
@@ -83,62 +85,16 @@ class WidthSpec:
         return WidthSpec(self.family, self.input_size, self.in_channels, self.num_classes,
                          {**self.widths, **widths})
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "family": self.family,
-            "input_size": self.input_size,
-            "in_channels": self.in_channels,
-            "num_classes": self.num_classes,
-            "widths": dict(self.widths),
-        }
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2) + "\n"
+    @classmethod
+    def what(cls) -> str:
+        return "spec file"
 
     @classmethod
-    def from_dict(cls, data: Any) -> WidthSpec:
-        if not isinstance(data, dict):
-            raise SpecError("a WidthSpec must be a JSON object")
-        if "spec" in data and isinstance(data["spec"], dict) and "family" not in data:
+    def from_dict(cls, data: Any, where: str = "") -> WidthSpec:
+        """The one rule of :mod:`perfstudent.records`, with two allowances: a plan's dict
+        gives its ``spec``, and a hand-written spec may leave out the schema."""
+        if isinstance(data, dict) and isinstance(data.get("spec"), dict) and "family" not in data:
             data = data["spec"]  # a Plan carries its WidthSpec under "spec"
-        schema = data.get("schema", SCHEMA)
-        if schema != SCHEMA:
-            raise SpecError(f"unsupported WidthSpec schema {schema!r} (expected {SCHEMA!r})")
-        missing = [k for k in ("family", "input_size", "in_channels", "num_classes", "widths")
-                   if k not in data]
-        if missing:
-            raise SpecError(f"WidthSpec is missing {', '.join(missing)}")
-        unknown = set(data) - _KEYS
-        if unknown:
-            raise SpecError(f"WidthSpec has unknown keys {', '.join(sorted(unknown))}")
-        if not isinstance(data["family"], str):
-            raise SpecError(f"family must be a string, got {data['family']!r}")
-        if not isinstance(data["widths"], dict):
-            raise SpecError("widths must be an object mapping slot names to widths")
-        return cls(data["family"], data["input_size"], data["in_channels"],
-                   data["num_classes"], dict(data["widths"]))
-
-    @classmethod
-    def from_json(cls, text: str) -> WidthSpec:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"malformed JSON: {exc}") from None
-        return cls.from_dict(data)
-
-    @classmethod
-    def load(cls, path: str | Path) -> WidthSpec:
-        from perfstudent.io import read_text
-
-        path = Path(path)
-        text = read_text(path, "spec file", SpecError)
-        try:
-            return cls.from_json(text)
-        except SpecError as exc:
-            raise SpecError(f"{path}: {exc}") from None
-
-    def save(self, path: str | Path) -> None:
-        from perfstudent.io import atomic_write_text
-
-        atomic_write_text(Path(path), self.to_json())
+        if isinstance(data, dict) and "schema" not in data:
+            data = {"schema": cls.SCHEMA, **data}
+        return super().from_dict(data, where)
