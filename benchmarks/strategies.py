@@ -16,13 +16,38 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from budget_adherence import budget_grid, kept_by_strategy  # type: ignore[import-not-found]
+import numpy as np
 
+from perfstudent.errors import InputError
+from perfstudent.plan.planner import make_plan
+from perfstudent.plan.problem import build_problem
 from perfstudent.plan.saliency import Saliency
+from perfstudent.plan.strategies import get_strategy, strategy_names
 from perfstudent.plan.synthetic import StaircaseModel
 from perfstudent.students import full_spec
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def budget_grid(view: Any, base: Any, count: int) -> tuple[list[float], float, float]:
+    """``count`` budgets from 1.15x the smallest plannable student to 0.95x the full network."""
+    full = make_plan("perf", 1e9, view, base).predicted_ms
+    ones = {s: [1.0] * w for s, w in base.widths.items()}
+    smallest = build_problem(view, base, ones, full).smallest_ms()
+    return np.geomspace(1.15 * smallest, 0.95 * full, count).tolist(), smallest, full
+
+
+def kept_by_strategy(view: Any, base: Any, budget: float, sal: Saliency | None) -> dict[str, Any]:
+    """Saliency kept by each strategy at ``budget`` (None where it does not fit)."""
+    out: dict[str, Any] = {}
+    for strategy in strategy_names():
+        if get_strategy(strategy).needs_saliency and sal is None:
+            continue
+        try:
+            out[strategy] = make_plan(strategy, budget, view, base, sal).saliency_kept
+        except InputError:
+            out[strategy] = None
+    return out
 
 
 def main() -> None:

@@ -17,7 +17,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 LINT = Path(sys.executable).parent / "lint-imports"
 
-pytestmark = pytest.mark.skipif(not LINT.exists(), reason="import-linter is not installed (pip install .[dev])")
+pytestmark = pytest.mark.skipif(not LINT.exists(),
+                                reason="import-linter is not installed (pip install .[dev])")
 
 
 def lint(root: Path) -> subprocess.CompletedProcess[str]:
