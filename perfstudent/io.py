@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,54 @@ def read_text(path: Path, what: str = "file", error: type[InputError] = InputErr
         raise error(f"cannot read {what} {path}: {exc}") from None
 
 
+#: Deepest nesting of lists and tables accepted in a JSON or TOML file (no file of ours has 10).
+MAX_DEPTH = 32
+
+
+def _depth(data: Any) -> int:
+    """Nesting depth of lists and dicts, without recursion (the data may be hostile)."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            if deepest > MAX_DEPTH:
+                return deepest
+            stack.extend((v, level + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def bounded(data: Any, where: str, error: type[InputError] = InputError) -> Any:
+    """``data`` if it nests at most :data:`MAX_DEPTH` deep, else one clear ``error``."""
+    if _depth(data) > MAX_DEPTH:
+        raise error(f"{where} nests deeper than {MAX_DEPTH} levels")
+    return data
+
+
+def parse_json(text: str, where: str, error: type[InputError] = InputError) -> Any:
+    """JSON ``text``; malformed or too deeply nested input becomes one ``error`` naming ``where``."""
+    try:
+        return bounded(json.loads(text), where, error)
+    except json.JSONDecodeError as exc:
+        raise error(f"{where} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise error(f"{where} nests deeper than {MAX_DEPTH} levels") from None
+
+
+def parse_toml(text: str, where: str, error: type[InputError] = InputError) -> dict[str, Any]:
+    """TOML ``text``; malformed or too deeply nested input becomes one ``error`` naming ``where``."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        return bounded(tomllib.loads(text), where, error)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{where}: not valid TOML ({exc})") from None
+    except RecursionError:
+        raise error(f"{where} nests deeper than {MAX_DEPTH} levels") from None
+
+
 def read_json(path: Path, what: str = "file") -> Any:
     """Read a JSON file; every failure becomes one clear :class:`InputError`."""
-    text = read_text(path, what)
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{what} {path} is not valid JSON: {exc}") from None
+    return parse_json(read_text(path, what), f"{what} {path}")

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar, cast
 
 from perfstudent.errors import InputError
-from perfstudent.io import atomic_write_text, read_text
+from perfstudent.io import atomic_write_text, parse_json, read_text
 
 R = TypeVar("R", bound="Record")
 _KINDS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
@@ -174,11 +174,7 @@ class Record:
 
     @classmethod
     def from_json(cls: type[R], text: str) -> R:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise cls.ERROR(f"malformed JSON: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(parse_json(text, "the file", cls.ERROR))
 
     @classmethod
     def load(cls: type[R], path: str | Path) -> R:

@@ -64,7 +64,7 @@ def test_export_writes_onnx(runner: CliRunner, tmp_path: Path) -> None:
     ("content", "message"),
     [
         (None, "not found"),
-        ("{oops", "malformed JSON"),
+        ("{oops", "not valid JSON"),
         ('{"family": "resnet20", "input_size": 32, "in_channels": 3, "num_classes": 10,'
          ' "widths": {"layer1.0": 99}}', "missing slots"),
         (json.dumps({**full_spec("resnet20").to_dict(),

@@ -113,7 +113,7 @@ def test_load_and_save_name_the_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="test-point file not found"):
         Point.load(tmp_path / "missing.json")
     path.write_text("{not json")
-    with pytest.raises(InputError, match=f"{path}: malformed JSON"):
+    with pytest.raises(InputError, match=f"{path}: the file is not valid JSON"):
         Point.load(path)
     path.write_text('{"schema": "perfstudent.test-point/9"}')
     with pytest.raises(InputError, match=f"{path}: written by a newer perfstudent"):

@@ -79,7 +79,7 @@ def test_load_errors(tmp_path: Path) -> None:
         WidthSpec.load(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
-    with pytest.raises(SpecError, match="malformed JSON"):
+    with pytest.raises(SpecError, match="not valid JSON"):
         WidthSpec.load(bad)
     with pytest.raises(SpecError, match="cannot read"):
         WidthSpec.load(tmp_path)

@@ -56,9 +56,11 @@ def devices(as_json: bool) -> None:
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--opset", type=click.IntRange(min=17), default=18, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output .onnx path.")
+@click.option("--force", is_flag=True,
+              help="Replace --out even if it holds something of another kind (a LUT, a checkpoint, ...).")
 def export(spec_path: Path | None, family: str | None, input_size: int | None,
            in_channels: int | None, num_classes: int | None, batch: int, opset: int,
-           out: Path) -> None:
+           out: Path, force: bool) -> None:
     """Export a student to ONNX.
 
     \b
@@ -66,11 +68,13 @@ def export(spec_path: Path | None, family: str | None, input_size: int | None,
       perfstudent export --spec spec.json --out model.onnx
       perfstudent export --family resnet20 --out resnet20.onnx
     """
+    from perfstudent.guards import check_output
     from perfstudent.students import WidthSpec, full_spec
     from perfstudent.students.export import export_onnx
 
     if (spec_path is None) == (family is None):
         raise InputError("give exactly one of --spec or --family")
+    check_output(out, "file", [spec_path], force=force)
     spec = WidthSpec.load(spec_path) if spec_path else full_spec(str(family), input_size,
                                                                  in_channels, num_classes)
     export_onnx(spec, out, batch=batch, opset=opset)

@@ -40,7 +40,13 @@ def front(runs: tuple[Path, ...], device: str, backend: str, threads: int, lut: 
     """
     from perfstudent.fronts import make_front
     from perfstudent.fronts.collect import measure_run
+    from perfstudent.guards import check_output
     from perfstudent.profiler.measure import PROTOCOLS
+
+    stem = out.with_suffix("")
+    for path in [out.with_suffix(s) for s in (".png", ".svg", ".csv")] + [
+            Path(f"{stem}{tail}") for tail in ("-summary.csv", "-staircase.png", "-staircase.svg")]:
+        check_output(path, "file", [lut])
 
     def measurer(run: Any, d: str, b: str, t: int) -> dict[str, Any]:
         return measure_run(run, d, b, t, protocol=PROTOCOLS[protocol])

@@ -58,17 +58,21 @@ def show(lut_path: Path | None, as_json: bool) -> None:
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet",
               show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output file.")
-def export_cmd(lut_path: Path | None, fmt: str, out: Path) -> None:
+@click.option("--force", is_flag=True,
+              help="Replace --out even if it holds something of another kind (a LUT, a checkpoint, ...).")
+def export_cmd(lut_path: Path | None, fmt: str, out: Path, force: bool) -> None:
     """Write every row and overhead term to Parquet or CSV.
 
     \b
     Example:
       perfstudent lut export --format csv --out lut.csv
     """
+    from perfstudent.guards import check_output
     from perfstudent.lut import LatencyTable
     from perfstudent.lut.transfer import export_table
 
     with LatencyTable.open(lut_path, create=False) as table:
+        check_output(out, "file", [table.path], force=force)
         n = export_table(table, out, fmt)
     click.echo(f"wrote {n} lines to {out}")
 

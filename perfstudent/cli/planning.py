@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 @click.option("--train-mode/--eval-mode", default=False, show_default=True,
               help="Run the teacher in train mode (BN batch statistics) as pytorch-prunes does.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output saliency JSON.")
+@click.option("--force", is_flag=True,
+              help="Replace --out even if it holds something of another kind (a LUT, a checkpoint, ...).")
 def saliency(teacher: Path, data: str, data_dir: Path | None, batches: int, batch_size: int,
-             seed: int, train_mode: bool, out: Path) -> None:
+             seed: int, train_mode: bool, out: Path, force: bool) -> None:
     """Fisher saliency of every prunable channel of a teacher.
 
     Δ_c = 1/(2N) Σ_n (Σ_hw a·g)² on each slot's post-BN-ReLU activation,
@@ -38,8 +40,11 @@ def saliency(teacher: Path, data: str, data_dir: Path | None, batches: int, batc
     Example:
       perfstudent saliency --teacher runs/teacher --data digits --batches 20 --out sal.json
     """
+    from perfstudent.guards import check_output
     from perfstudent.pipeline import saliency as run_saliency
 
+    check_output(out, "perfstudent.saliency file", [teacher / "best.pt", teacher / "last.pt"],
+                 force=force)
     result = run_saliency(teacher, data, batches=batches, batch_size=batch_size, data_dir=data_dir,
                           seed=seed, train_mode=train_mode)
     result.save(out)
@@ -78,10 +83,12 @@ def saliency(teacher: Path, data: str, data_dir: Path | None, batches: int, batc
 @click.option("--protocol", "protocol_name", type=click.Choice(["default", "fast", "careful"]),
               default="default", show_default=True, help="Timing protocol of --verify.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output plan JSON.")
+@click.option("--force", is_flag=True,
+              help="Replace --out even if it holds something of another kind (a LUT, a checkpoint, ...).")
 def plan(budget: str, family: str, device: str, backend: str, threads: int,
          options: tuple[str, ...], input_size: int | None, in_channels: int | None, num_classes: int | None,
          lut: Path | None, saliency_path: Path | None, strategy: str, margin: str,
-         verify: bool, protocol_name: str, out: Path) -> None:
+         verify: bool, protocol_name: str, out: Path, force: bool) -> None:
     """Choose per-slot widths of a student that fits a latency budget.
 
     \b
@@ -90,12 +97,15 @@ def plan(budget: str, family: str, device: str, backend: str, threads: int,
           --threads 1 --saliency sal.json --out plan.json
     """
     from perfstudent.durations import parse_duration_ms
+    from perfstudent.guards import check_output
+    from perfstudent.lut import default_lut_path
     from perfstudent.pipeline import Target
     from perfstudent.pipeline import plan as run_plan
     from perfstudent.plan.planner import plan_summary
     from perfstudent.plan.saliency import Saliency
     from perfstudent.students import full_spec
 
+    check_output(out, "perfstudent.plan file", [lut or default_lut_path(), saliency_path], force=force)
     budget_ms = parse_duration_ms(budget, "budget")
     margin_ms = None if margin == "auto" else parse_duration_ms(margin, "margin", allow_zero=True)
     sal = Saliency.load(saliency_path) if saliency_path else None

@@ -26,6 +26,7 @@ from torch import nn
 
 from perfstudent.distill.checkpoint import load_checkpoint
 from perfstudent.errors import InputError
+from perfstudent.guards import check_output_dir
 from perfstudent.io import atomic_write_text, read_json, write_json
 from perfstudent.records import Record
 from perfstudent.students import WidthSpec, build
@@ -146,6 +147,7 @@ def prepare_run_dir(path: Path, config: dict[str, Any], *, resume: bool, force: 
     """
     if path.exists() and not path.is_dir():
         raise InputError(f"output {path} exists and is not a directory")
+    check_output_dir(path, "run directory")  # e.g. an experiment directory: never a run's
     existing = path.is_dir() and any(path.iterdir())
     if existing and resume:
         _check_resumable(path, config)

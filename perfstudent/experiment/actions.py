@@ -85,7 +85,7 @@ def profile(ctx: Context) -> None:
 def view(ctx: Context) -> Any:
     """The LUT view of the experiment's target (InputError if none)."""
 
-    with LatencyTable.open(ctx.lut) as table:
+    with LatencyTable.open(ctx.lut, create=False) as table:
         return ctx.target().view(table)
 
 
@@ -93,7 +93,10 @@ def check_profile(ctx: Context) -> str | None:
     """Complete when a sweep of this family's context is recorded and the full net predicts."""
 
     spec = ctx.full_spec()
-    table = LatencyTable.open(ctx.lut)
+    try:
+        table = LatencyTable.open(ctx.lut, create=False)
+    except InputError as exc:  # no LUT yet: nothing profiled (and nothing created by asking)
+        return str(exc)
     try:
         v = ctx.target().view(table)
         wanted = spec_context(spec)

@@ -22,13 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from perfstudent.errors import InputError
-from perfstudent.io import read_text
+from perfstudent.io import parse_toml, read_text
 from perfstudent.plan.strategies import strategy_names
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10: the same parser as a package
-    import tomli as tomllib  # type: ignore[no-redef,unused-ignore]
 
 STRATEGIES = tuple(strategy_names())
 
@@ -180,10 +175,7 @@ def load_config(path: Path) -> ExperimentConfig:
     """Read and validate an experiment TOML file."""
     path = Path(path)
     text = read_text(path, "config", ConfigError)
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path.name}: not valid TOML: {exc}") from None
+    data = parse_toml(text, path.name, ConfigError)
     return validate(data, path.name, path.resolve().parent, path.resolve())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from perfstudent.distill.runs import load_run
 from perfstudent.errors import InputError
@@ -34,9 +35,13 @@ def check_saliency(ctx: Context, path: Path) -> str | None:
 
 
 def budgets(ctx: Context, out: Path) -> None:
-    """Resolve the configured budgets to ms against the full network's prediction."""
+    """Resolve the configured budgets to ms against the full network's prediction; write them."""
+    write_json(out, resolved_budgets(ctx, view(ctx)))
+
+
+def resolved_budgets(ctx: Context, latency: Any) -> dict[str, Any]:
+    """The budgets in ms on ``latency`` (a LUT view); an InputError for one below the smallest."""
     full = ctx.full_spec()
-    latency = view(ctx)
     full_ms = float(latency.predict(full).total_ms)
     ones = {slot: [1.0] * width for slot, width in full.widths.items()}
     smallest_ms = build_problem(latency, full, ones, full_ms).smallest_ms()  # the planner's own floor
@@ -48,8 +53,8 @@ def budgets(ctx: Context, out: Path) -> None:
                 f"{full.family} student at {full.input_size}px ({smallest_ms:.4g} ms predicted = "
                 f"{smallest_ms / full_ms:.2f} of the full network's {full_ms:.4g} ms); "
                 f"use at least {smallest_ms / full_ms:.2f} or {smallest_ms:.3g}ms")
-    write_json(out, {"full_predicted_ms": full_ms, "smallest_predicted_ms": smallest_ms,
-                     "budgets": [{"given": b.given, "label": b.label, "ms": b.ms} for b in resolved]})
+    return {"full_predicted_ms": full_ms, "smallest_predicted_ms": smallest_ms,
+            "budgets": [{"given": b.given, "label": b.label, "ms": b.ms} for b in resolved]}
 
 
 def load_budgets(path: Path) -> dict[str, Budget]:

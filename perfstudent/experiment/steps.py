@@ -21,12 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from perfstudent.distill.runs import load_run
+from perfstudent.errors import InputError
 from perfstudent.experiment import actions as act
 from perfstudent.experiment import planning as pl
 from perfstudent.experiment import report
 from perfstudent.experiment.budgets import budget_label
 from perfstudent.experiment.config import ExperimentConfig
 from perfstudent.experiment.engine import Step, StepOutcome, run_steps
+from perfstudent.guards import check_output_dir
 from perfstudent.io import read_json, write_json
 
 
@@ -182,14 +185,40 @@ def build_steps(ctx: act.Context, lay: Layout) -> list[Step]:
 
 def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True,
                    log: Any = None) -> list[StepOutcome]:
-    """Run (or resume) the experiment of ``config`` in directory ``out``."""
+    """Run (or resume) the experiment of ``config`` in directory ``out``.
 
-    out.mkdir(parents=True, exist_ok=True)
-    resolved = out / "config.json"
-    if not resolved.is_file() or read_json(resolved, "experiment config") != config.to_dict():
-        write_json(resolved, config.to_dict())  # only when it changed: a re-run touches nothing
+    Everything is checked before anything is written (:func:`preflight`): a
+    config that would fail leaves a finished experiment byte for byte as it was.
+    """
+    check_output_dir(out, "experiment directory")
     size, channels, classes = act.dataset_dims(config)
     ctx = act.Context(config, out, config.path("device", "lut"), size, channels, classes, progress)
     teacher = config.path("train", "teacher") or out / "teacher"
+    preflight(ctx, teacher)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create experiment directory {out}: {exc.strerror or exc}") from None
+    resolved = out / "config.json"
+    if not resolved.is_file() or read_json(resolved, "experiment config") != config.to_dict():
+        write_json(resolved, config.to_dict())  # only when it changed: a re-run touches nothing
     return run_steps(build_steps(ctx, Layout(out, teacher)), out / "state.json",
                      progress=progress, log=log)
+
+
+def preflight(ctx: act.Context, teacher: Path) -> None:
+    """Check what can be checked before the first write: the device, backend and family exist,
+    a reused teacher is a run of the family fit for the data, and the budgets fit the LUT when
+    it already holds the family (a fresh LUT is checked by the budgets step, after profiling)."""
+    ctx.target().make_backend().close()
+    ctx.full_spec()
+    if ctx.config["train"]["teacher"] is not None:
+        spec = load_run(teacher).spec
+        dims = (spec.input_size, spec.in_channels, spec.num_classes)
+        if spec.family != ctx.family or dims != (ctx.input_size, ctx.in_channels, ctx.num_classes):
+            raise InputError(f"[train] teacher {teacher} is a {spec.family} for {dims[0]}px, "
+                             f"{dims[1]} channels, {dims[2]} classes; the experiment needs a "
+                             f"{ctx.family} for {ctx.input_size}px, {ctx.in_channels} channels, "
+                             f"{ctx.num_classes} classes")
+    if act.check_profile(ctx) is None:
+        pl.resolved_budgets(ctx, act.view(ctx))

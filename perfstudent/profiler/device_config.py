@@ -19,18 +19,13 @@ Every error names the file and the device.
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from perfstudent.errors import InputError
+from perfstudent.io import parse_toml, read_text
 from perfstudent.profiler.device import Device
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 has the same parser as the tomli backport
-    import tomli as tomllib
 
 ENV = "PERFSTUDENT_DEVICES"
 _KEYS = {"kind", "description", "reach", "rpc_key", "tvm_target", "default_threads",
@@ -56,10 +51,7 @@ def load_user_devices(builtin: Collection[str] = (), path: Path | None = None) -
         if os.environ.get(ENV) and path == Path(os.environ[ENV]):
             raise InputError(f"{ENV}={path} does not exist")
         return {}
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: not valid TOML ({exc})") from None
+    data = parse_toml(read_text(path, "devices file"), str(path))
     unknown = set(data) - {"devices"}
     if unknown or not isinstance(data.get("devices", {}), dict):
         raise InputError(f"{path}: expected only [devices.NAME] tables")
