@@ -167,10 +167,10 @@ def test_saliency_end_to_end_on_a_trained_teacher(runner: CliRunner, tmp_path: P
     assert len(sal.teacher["sha256"]) == 64 and all(len(v) == 16 for k, v in sal.slots.items()
                                                     if k.startswith("layer1"))
     assert all(x >= 0 for v in sal.slots.values() for x in v) and sum(map(sum, sal.slots.values())) > 0
-    from perfstudent.distill import data
+    from perfstudent import pipeline
 
-    real = data.load_dataset
-    monkeypatch.setattr(data, "load_dataset", lambda *a, **k: replace(real(*a, **k), input_size=32))
+    real = pipeline.load_dataset
+    monkeypatch.setattr(pipeline, "load_dataset", lambda *a, **k: replace(real(*a, **k), input_size=32))
     result = runner.invoke(cli, ["saliency", "--teacher", str(teacher), "--data", "digits",
                                  "--batches", "1", "--out", str(tmp_path / "x.json")])
     assert "does not fit the teacher (8px" in one_line_error(result)
