@@ -54,7 +54,8 @@ def devices(as_json: bool) -> None:
 @click.option("--in-channels", type=int, default=None, help="With --family: input channels.")
 @click.option("--num-classes", type=int, default=None, help="With --family: number of classes.")
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--opset", type=click.IntRange(min=17), default=18, show_default=True)
+@click.option("--opset", type=int, default=18, show_default=True,
+              help="ONNX opset (17 up to the newest torch's exporter writes).")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Output .onnx path.")
 @click.option("--force", is_flag=True,
               help="Replace --out even if it holds something of another kind (a LUT, a checkpoint, ...).")

@@ -38,6 +38,7 @@ def front(runs: tuple[Path, ...], device: str, backend: str, threads: int, lut: 
     Example:
       perfstudent front runs/* --device local --backend onnxruntime --out front.png
     """
+    from perfstudent.cli.options import check_target_threads
     from perfstudent.fronts import make_front
     from perfstudent.fronts.collect import measure_run
     from perfstudent.guards import check_output
@@ -47,6 +48,8 @@ def front(runs: tuple[Path, ...], device: str, backend: str, threads: int, lut: 
     for path in [out.with_suffix(s) for s in (".png", ".svg", ".csv")] + [
             Path(f"{stem}{tail}") for tail in ("-summary.csv", "-staircase.png", "-staircase.svg")]:
         check_output(path, "file", [lut])
+    if measure:  # runs measured now run here: --threads must fit the device
+        check_target_threads(device, threads)
 
     def measurer(run: Any, d: str, b: str, t: int) -> dict[str, Any]:
         return measure_run(run, d, b, t, protocol=PROTOCOLS[protocol])

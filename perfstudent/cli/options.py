@@ -51,7 +51,8 @@ def target_options(f: Any) -> Any:
         click.option("--device", default="local", show_default=True, help="Device name."),
         click.option("--backend", default="onnxruntime", show_default=True,
                      help="torch | onnxruntime | tvm."),
-        click.option("--threads", type=int, default=1, show_default=True, help="Threads."),
+        click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Threads (at most the device's CPUs)."),
         click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
                      help="Backend setting, e.g. opt_level=all or memory_format=channels_last."),
         click.option("--protocol", "protocol_name", type=click.Choice(list(PROTOCOLS)),
@@ -66,6 +67,16 @@ def target_of(device: str, backend: str, threads: int, options: tuple[str, ...],
     """The :class:`~perfstudent.pipeline.Target` of ``target_options``' values."""
     from perfstudent.pipeline import Target
 
+    check_target_threads(device, threads)
     return Target(device, backend, threads, parse_options(options), protocol_name)
+
+
+def check_target_threads(device: str, threads: int) -> None:
+    """InputError unless ``--threads`` fits the device's CPUs (this machine's for a local one),
+    before anything is built or written; the backend checks the same when it starts."""
+    from perfstudent.profiler.backends import check_device_threads
+    from perfstudent.profiler.devices import get_device
+
+    check_device_threads(get_device(device), threads)
 
 

@@ -12,6 +12,7 @@ from perfstudent.cli._root import cli
 from perfstudent.cli.options import (
     LUT_OPTION,
     TUNE_OPTION,
+    check_target_threads,
     parse_options,
     target_of,
     target_options,
@@ -63,6 +64,7 @@ def profile(device: str, backend: str, threads: int, options: tuple[str, ...], p
     config = SweepConfig(family, input_size, in_channels, num_classes, exhaustive=exhaustive,
                          tolerance=tolerance)
     _family_spec(family, input_size, in_channels, num_classes)  # validate before touching anything
+    check_target_threads(device, threads)
     target = Target(device, backend, threads,
                     tvm_options(parse_options(options), backend, tune_trials, lut_path), protocol_name)
     report, path = run_profile(target, lut_path, config, tracker)

@@ -1,10 +1,40 @@
-"""Remote boards: ``tracker`` and ``serve`` (TVM RPC, loopback unless told otherwise)."""
+"""Remote boards: ``tracker`` and ``serve`` (TVM RPC, loopback unless told otherwise).
+
+Both run until a signal: SIGTERM, SIGINT (Ctrl-C) or SIGHUP end TVM's worker
+processes too, and nothing keeps listening. Ctrl-C exits 130 (``interrupted``),
+SIGTERM and SIGHUP 128 + the signal's number after a line saying so.
+"""
 
 from __future__ import annotations
+
+import signal
+from collections.abc import Callable
 
 import click
 
 from perfstudent.cli._root import cli
+
+
+def _stopped(what: str, signum: int) -> None:
+    """Exit as the signal that stopped a server says (the processes it started have ended)."""
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    click.echo(f"{what} stopped by {signal.Signals(signum).name}", err=True)
+    raise click.exceptions.Exit(128 + signum)
+
+
+def _announcer(host: str, what: str) -> Callable[[str], None]:
+    """Print the started line, after a warning if ``host`` is not loopback (once it checked out,
+    so bad input still gets its one error line)."""
+    from perfstudent.profiler.rpc_serve import exposure_warning
+
+    def announce(line: str) -> None:
+        warning = exposure_warning(host, what)
+        if warning is not None:
+            click.echo(warning, err=True)
+        click.echo(line, err=True)
+
+    return announce
 
 
 @cli.command()
@@ -20,8 +50,8 @@ def tracker(host: str, port: int) -> None:
     """
     from perfstudent.profiler.rpc_serve import run_tracker
 
-    click.echo(f"TVM RPC tracker on {host}:{port} (Ctrl-C to stop)", err=True)
-    run_tracker(host, port)
+    signum = run_tracker(host, port, announce=_announcer(host, "tracker"))
+    _stopped("TVM RPC tracker", signum)
 
 
 @cli.command()
@@ -45,5 +75,6 @@ def serve(tracker_addr: str, key: str, host: str, port: int, port_end: int,
     """
     from perfstudent.profiler.rpc_serve import serve as run_server
 
-    run_server(tracker_addr, key, host, port, port_end, custom_addr,
-               announce=lambda line: click.echo(line, err=True))
+    signum = run_server(tracker_addr, key, host, port, port_end, custom_addr,
+                        announce=_announcer(host, "server"))
+    _stopped("TVM RPC server", signum)

@@ -27,21 +27,24 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="Evaluate on a fixed random subset of this many images."),
         click.option("--input-size", type=click.IntRange(min=8), default=None,
                      help="imagefolder only: crop size in pixels (default 32)."),
-        click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True),
-        click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True),
-        click.option("--lr", type=float, default=0.1, show_default=True),
-        click.option("--momentum", type=float, default=0.9, show_default=True),
-        click.option("--weight-decay", type=float, default=5e-4, show_default=True),
+        click.option("--epochs", type=int, default=30, show_default=True, help="1..100000."),
+        click.option("--batch-size", type=int, default=128, show_default=True,
+                     help="Images per step; one larger than the training set takes the whole set."),
+        click.option("--lr", type=float, default=0.1, show_default=True, help="Learning rate, > 0."),
+        click.option("--momentum", type=float, default=0.9, show_default=True, help="In [0, 1)."),
+        click.option("--weight-decay", type=float, default=5e-4, show_default=True, help=">= 0."),
         click.option("--schedule", type=click.Choice(["cosine", "step"]), default="cosine",
                      show_default=True),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=int, default=0, show_default=True, help="0..2**63-1."),
         click.option("--device-type", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
                      show_default=True),
-        click.option("--threads", type=click.IntRange(min=1), default=None, help="torch CPU threads."),
+        click.option("--threads", type=int, default=None,
+                     help="torch CPU threads (at most this machine's CPUs)."),
         click.option("--out", type=_PATH, required=True, help="Run directory to write."),
-        click.option("--resume", is_flag=True, help="Continue the run in --out from its last epoch."),
+        click.option("--resume", is_flag=True,
+                     help="Continue the run in --out from its last epoch (it must exist)."),
         click.option("--force", is_flag=True, help="Overwrite perfstudent's files in a non-empty --out."),
-        click.option("--stop-after", type=click.IntRange(min=1), default=None,
+        click.option("--stop-after", type=int, default=None,
                      help="Stop (resumably) once this many epochs are done."),
         click.option("--progress/--no-progress", default=True, help="Show a progress bar on stderr."),
     ]
@@ -91,8 +94,8 @@ def train(family: str | None, spec: Path | None, **kwargs: Any) -> None:
 @click.option("--plan", type=_PATH, default=None, help="Plan JSON (its \"spec\" is the student).")
 @click.option("--spec", type=_PATH, default=None, help="WidthSpec JSON of the student.")
 @click.option("--teacher", type=_PATH, required=True, help="Run directory of the trained teacher.")
-@click.option("--beta", type=click.FloatRange(min=0), default=1000.0, show_default=True,
-              help="Weight of the attention-transfer loss; 0 = no distillation.")
+@click.option("--beta", type=float, default=1000.0, show_default=True,
+              help="Weight of the attention-transfer loss, >= 0; 0 = no distillation.")
 @click.option("--kd/--no-kd", default=False, help="Add the KD term (T=4, alpha=0.9).")
 @_common
 def distill(plan: Path | None, spec: Path | None, teacher: Path, beta: float, kd: bool,

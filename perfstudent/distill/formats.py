@@ -12,6 +12,7 @@ import gzip
 import io
 import pickle
 import struct
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 
 from perfstudent.errors import InputError
+from perfstudent.resources import check_memory
 
 Arrays = tuple[torch.Tensor, torch.Tensor]
 
@@ -147,25 +149,49 @@ def folder_classes(split_dir: Path) -> list[str]:
 
 
 def read_image_folder(split_dir: Path, classes: list[str], size: int) -> Arrays:
-    """Every image under ``split_dir/<class>/``: RGB, shorter side resized to ``size``, centre square."""
-    from PIL import Image, UnidentifiedImageError
+    """Every image under ``split_dir/<class>/``: RGB, shorter side resized to ``size``, centre square.
 
-    images, labels = [], []
+    Refused before any image is decoded: a folder whose images at ``size`` do not fit
+    in memory. Refused naming the file: an image PIL cannot read, and one larger than
+    PIL's decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``; PIL only warns below
+    twice that, this refuses from the limit on).
+    """
+    from PIL import Image
+
+    files: list[tuple[Path, int]] = []
     for label, name in enumerate(classes):
         class_dir = split_dir / name
-        files = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in _IMAGE_SUFFIXES) \
-            if class_dir.is_dir() else []
-        for path in files:
-            try:
-                with Image.open(path) as img:
-                    arr = _resize_center(img.convert("RGB"), size)
-            except (OSError, UnidentifiedImageError) as exc:
-                raise InputError(f"imagefolder: cannot read image {path}: {exc}") from None
-            images.append(torch.from_numpy(arr).permute(2, 0, 1))
-            labels.append(label)
-    if not images:
+        if class_dir.is_dir():
+            files += [(p, label) for p in sorted(class_dir.iterdir())
+                      if p.suffix.lower() in _IMAGE_SUFFIXES]
+    if not files:
         raise InputError(f"imagefolder: no images ({', '.join(sorted(_IMAGE_SUFFIXES))}) under {split_dir}")
+    check_memory(len(files) * 3 * size * size,
+                 f"imagefolder: {len(files)} images of {split_dir} at {size}x{size} pixels")
+    images, labels = [], []
+    for path, label in files:
+        images.append(torch.from_numpy(_read_image(path, size, Image)).permute(2, 0, 1))
+        labels.append(label)
     return torch.stack(images), torch.tensor(labels, dtype=torch.int64)
+
+
+def _read_image(path: Path, size: int, image_module: Any) -> np.ndarray:
+    """One image as ``size``×``size``×3 uint8; InputError naming ``path`` if it cannot be."""
+    bombs = (image_module.DecompressionBombError, image_module.DecompressionBombWarning)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", image_module.DecompressionBombWarning)
+            with image_module.open(path) as img:
+                return _resize_center(img.convert("RGB"), size)
+    except bombs as exc:
+        raise InputError(f"imagefolder: refusing image {path}: {_first_line(exc)}") from None
+    except Exception as exc:  # a broken file can make any of PIL's decoders raise anything
+        raise InputError(f"imagefolder: cannot read image {path}: {_first_line(exc)}") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def _resize_center(img: Any, size: int) -> np.ndarray:

@@ -20,6 +20,7 @@ from perfstudent.distill.runs import Run, load_run
 from perfstudent.errors import InputError
 from perfstudent.io import read_json
 from perfstudent.students import WidthSpec, full_spec
+from perfstudent.students.memory import check_fits_memory
 
 
 @dataclass
@@ -89,6 +90,8 @@ def prepare_job(config: Any) -> Job:
     data = load_dataset(config.data, config.data_dir, 0, config.train_limit, config.test_limit,
                         config.input_size)
     spec, plan = resolve_spec(config.family, config.spec, config.plan, data)
+    # a batch larger than the training set is the whole set (DatasetBundle.batches)
+    check_fits_memory(spec, min(config.batch_size, len(data.train)), training=True)
     teacher_run, teacher = (None, None)
     if config.teacher is not None:
         teacher_run, teacher = load_teacher(config.teacher, spec, data)

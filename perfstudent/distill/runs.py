@@ -140,7 +140,8 @@ def prepare_run_dir(path: Path, config: dict[str, Any], *, resume: bool, force: 
     """Check and claim ``path`` for a run; return True if there is a checkpoint to resume from.
 
     - new or empty directory: claimed (config.json written);
-    - ``resume``: must hold a config.json with the same settings (same epochs and seed);
+    - ``resume``: must exist and hold a config.json with the same settings (same epochs and
+      seed); a missing or empty directory has nothing to resume and is refused;
     - ``force``: perfstudent's own files in it are removed (nothing else is touched);
     - otherwise an existing non-empty directory is refused.
     Raises before touching anything if the directory cannot be used.
@@ -148,6 +149,8 @@ def prepare_run_dir(path: Path, config: dict[str, Any], *, resume: bool, force: 
     if path.exists() and not path.is_dir():
         raise InputError(f"output {path} exists and is not a directory")
     check_output_dir(path, "run directory")  # e.g. an experiment directory: never a run's
+    if resume:
+        check_something_to_resume(path)
     existing = path.is_dir() and any(path.iterdir())
     if existing and resume:
         _check_resumable(path, config)
@@ -164,6 +167,17 @@ def prepare_run_dir(path: Path, config: dict[str, Any], *, resume: bool, force: 
         raise InputError(f"cannot create run directory {path}: {exc.strerror or exc}") from None
     write_json(path / "config.json", config)
     return False
+
+
+def check_something_to_resume(path: Path) -> None:
+    """InputError unless ``path`` is a non-empty directory (``--resume`` never starts a new run)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"nothing to resume: {path} does not exist (drop --resume to start a new run)")
+    if not path.is_dir():
+        raise InputError(f"nothing to resume: {path} is not a run directory")
+    if not any(path.iterdir()):
+        raise InputError(f"nothing to resume: {path} is empty (drop --resume to start a new run)")
 
 
 _RESUME_FREE = {"resume", "force", "progress", "stop_after", "threads", "out", "device_type"}

@@ -31,10 +31,11 @@ from perfstudent.distill import checkpoint as ckpt
 from perfstudent.distill.distributed import DistContext, init_distributed
 from perfstudent.distill.epoch import StepRunner
 from perfstudent.distill.job import Job, prepare_job
-from perfstudent.distill.runs import prepare_run_dir, write_metrics
+from perfstudent.distill.runs import check_something_to_resume, prepare_run_dir, write_metrics
 from perfstudent.distill.summary import write_summary
 from perfstudent.errors import InputError
 from perfstudent.io import write_json
+from perfstudent.resources import check_threads
 from perfstudent.students import build
 
 SCHEDULES = ("cosine", "step")
@@ -77,15 +78,53 @@ class TrainConfig:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
     def check(self) -> None:
+        """InputError, naming the option, for any setting out of its range (before anything runs)."""
         if self.kind not in ("train", "distill"):
             raise InputError(f"kind must be train or distill, got {self.kind!r}")
         if self.schedule not in SCHEDULES:
             raise InputError(f"unknown schedule {self.schedule!r}; use {' or '.join(SCHEDULES)}")
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be at least 1")
-        if self.lr <= 0 or self.beta < 0 or not 0 <= self.kd_alpha <= 1 or self.kd_temperature <= 0:
-            raise InputError("need lr > 0, beta >= 0, 0 <= kd_alpha <= 1, kd_temperature > 0")
+        for name, high in (("epochs", MAX_EPOCHS), ("batch_size", None), ("stop_after", MAX_EPOCHS),
+                           ("train_limit", None), ("test_limit", None)):
+            value = getattr(self, name)
+            if value is None and name not in ("epochs", "batch_size"):
+                continue
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InputError(f"{_flag(name)} must be an integer >= 1, got {value!r}")
+            if high is not None and value > high:
+                raise InputError(f"{_flag(name)} {value} is more than {high}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) \
+                or not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"--seed must be an integer in 0..{MAX_SEED} (2**63 - 1), got {self.seed!r}")
+        _check_range("--lr", self.lr, low=0.0, low_open=True)
+        _check_range("--momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        _check_range("--weight-decay", self.weight_decay, low=0.0)
+        _check_range("--beta", self.beta, low=0.0)
+        _check_range("kd_alpha", self.kd_alpha, low=0.0, high=1.0)
+        _check_range("kd_temperature", self.kd_temperature, low=0.0, low_open=True)
+        if self.threads is not None:
+            check_threads(self.threads)
+
+
+#: Above these, a setting is a typo, not a plan (and a seed must fit torch's int64).
+MAX_EPOCHS = 100_000
+MAX_SEED = 2**63 - 1
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _check_range(option: str, value: float, *, low: float, high: float | None = None,
+                 low_open: bool = False, high_open: bool = False) -> None:
+    """InputError unless ``value`` is a finite number in the interval (``*_open``: bound excluded)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InputError(f"{option} must be a finite number, got {value!r}")
+    below = value <= low if low_open else value < low
+    above = high is not None and (value >= high if high_open else value > high)
+    if below or above:
+        interval = (("(" if low_open else "[") + f"{low:g}, "
+                    + (f"{high:g}" + (")" if high_open else "]") if high is not None else "inf)"))
+        raise InputError(f"{option} must be in {interval}, got {value:g}")
 
 
 def lr_at(config: TrainConfig, epoch: int) -> float:
@@ -99,6 +138,8 @@ def lr_at(config: TrainConfig, epoch: int) -> float:
 def run_training(config: TrainConfig) -> Path:
     """Train (or distill) as ``config`` says, writing the run directory; returns its path."""
     config.check()
+    if config.resume:
+        check_something_to_resume(Path(config.out))  # before any data is loaded
     dist = init_distributed(config.device_type)
     try:
         if config.threads:

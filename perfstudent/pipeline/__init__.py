@@ -30,6 +30,7 @@ from perfstudent.profiler.measure import PROTOCOLS
 from perfstudent.profiler.runner import make_runner
 from perfstudent.profiler.sweep import SweepConfig, SweepReport, sweep
 from perfstudent.students import WidthSpec, get_family
+from perfstudent.students.memory import check_fits_memory
 
 if TYPE_CHECKING:
     from torch import nn
@@ -83,7 +84,14 @@ def residuals(target: Target, lut: Path | None, spec: WidthSpec) -> list[float]:
 # -- profile ------------------------------------------------------------------------------
 def profile(target: Target, lut: Path | None, config: SweepConfig, tracker: str | None = None,
             progress: bool = True) -> tuple[SweepReport, Path]:
-    """Sweep ``config.family`` into the LUT at ``lut``; the report and the LUT's path."""
+    """Sweep ``config.family`` into the LUT at ``lut``; the report and the LUT's path.
+
+    Refused before anything is built or opened: a network too large for this machine's memory.
+    """
+    spec = get_family(config.family).full_spec(config.input_size, config.in_channels,
+                                               config.num_classes)
+    check_fits_memory(spec, config.batch,
+                      what=f"profiling {spec.family} at input size {spec.input_size}")
     runner = make_runner(target.device, target.backend, target.timing(), target.threads, tracker,
                          **target.options)
     try:
@@ -94,7 +102,9 @@ def profile(target: Target, lut: Path | None, config: SweepConfig, tracker: str 
 
 
 def measure(target: Target, spec: WidthSpec, model: nn.Module | None = None) -> Measurement:
-    """A whole student end to end with the target's protocol."""
+    """A whole student end to end with the target's protocol (refused first if it cannot fit
+    in memory)."""
+    check_fits_memory(spec, 1, what=f"measuring {spec.family} at input size {spec.input_size}")
     backend = target.make_backend()
     try:
         return backend.time_model(spec, target.timing(), model)

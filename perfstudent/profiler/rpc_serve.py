@@ -3,29 +3,49 @@
 Both bind loopback (127.0.0.1) unless told otherwise: a TVM RPC server runs
 any code a client uploads, so exposing one (``--host 0.0.0.0`` on a board,
 needed when the tracker and clients are other machines) is a decision for a
-trusted network only.
+trusted network only (:func:`exposure_warning`).
 
 How TVM's pieces talk: each server registers with the tracker; a client asks
 the tracker for a free server of a key and then connects *directly* to that
 server's address, so a board's server must be reachable from the workstation.
+
+Stopping whole: TVM runs the tracker or server in a worker process (and a
+server forks one more per session), which outlives its parent when only the
+parent is signalled. Here the workers start with SIGINT ignored (so Ctrl-C at
+a terminal, which reaches the whole foreground group, reaches only this
+process), and SIGTERM, SIGINT and SIGHUP end every process this one started,
+children and their children, before it returns (and no other child of this process).
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import os
+import re
+import signal
+import socket
+import time
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from perfstudent.errors import InputError
+from perfstudent.errors import InputError, PerfStudentError
 from perfstudent.profiler.remote import parse_tracker, tracker_listening
 
 LOOPBACK = "127.0.0.1"
+#: How long the processes this one started have to end after SIGTERM before SIGKILL.
+GRACE_S = 2.0
 
 
 def serve(tracker: str, key: str, host: str = LOOPBACK, port: int = 9090,
           port_end: int = 9199, custom_addr: str | None = None,
-          announce: Callable[[str], None] | None = None) -> None:
-    """Run a TVM RPC server registered under ``key`` on ``tracker`` until interrupted.
+          announce: Callable[[str], None] | None = None) -> int:
+    """Run a TVM RPC server registered under ``key`` on ``tracker`` until a signal stops it.
 
     ``announce`` receives one line once the arguments and the tracker have checked out.
+    Returns the number of the signal that stopped it (SIGTERM, SIGINT or SIGHUP), after
+    every process it started has ended.
     """
     from tvm import rpc
 
@@ -33,27 +53,243 @@ def serve(tracker: str, key: str, host: str = LOOPBACK, port: int = 9090,
     if not key or ":" in key:
         raise InputError(f"--key must be a non-empty name without ':', got {key!r}")
     _check_ports(port, port_end)
+    check_bindable(host)
     if not tracker_listening(tracker_host, tracker_port):
         raise InputError(f"no TVM RPC tracker listens at {tracker}; start one first: "
                          f"perfstudent tracker --host {tracker_host} --port {tracker_port}")
-    if announce is not None:
-        announce(f"TVM RPC server key {key!r} on {host}:{port}.. -> tracker {tracker}")
-    server = rpc.Server(host, port, port_end, key=key, tracker_addr=(tracker_host, tracker_port),
-                        custom_addr=custom_addr)
-    server.proc.join()
+    where = f"{host}:{port}" if port_end == port + 1 else f"{host}:{port}..{port_end - 1}"
+    return _run_until_signalled(
+        lambda: _cleanly(rpc.Server)(host, port, port_end, key=key,
+                                     tracker_addr=(tracker_host, tracker_port),
+                                     custom_addr=custom_addr),
+        "TVM RPC server", where,
+        announce and (lambda: announce(f"TVM RPC server key {key!r} on {host}:{port}.. "
+                                       f"-> tracker {tracker}")))
 
 
-def run_tracker(host: str = LOOPBACK, port: int = 9190) -> None:
-    """Run a TVM RPC tracker on ``host:port`` until interrupted."""
+def run_tracker(host: str = LOOPBACK, port: int = 9190,
+                announce: Callable[[str], None] | None = None) -> int:
+    """Run a TVM RPC tracker on ``host:port`` until a signal stops it (see :func:`serve`)."""
     from tvm.rpc.tracker import Tracker
 
     _check_ports(port, port + 1)
+    check_bindable(host)
     if tracker_listening(host, port, timeout_s=1.0):
         raise InputError(f"something already listens on {host}:{port}")
-    tracker = Tracker(host, port=port, port_end=port + 1)
-    tracker.proc.join()
+    return _run_until_signalled(
+        lambda: _cleanly(Tracker)(host, port=port, port_end=port + 1),
+        "TVM RPC tracker", f"{host}:{port}",
+        announce and (lambda: announce(f"TVM RPC tracker on {host}:{port} (Ctrl-C to stop)")))
+
+
+def exposure_warning(host: str, what: str) -> str | None:
+    """A one-line warning when ``host`` is not a loopback address, else None.
+
+    ``what`` is ``"server"`` (runs whatever code a client sends) or ``"tracker"``.
+    """
+    if _is_loopback(host):
+        return None
+    if what == "server":
+        return (f"warning: --host {host} exposes this TVM RPC server beyond this machine: anyone "
+                "who reaches it can run any code here; use it on a trusted network only")
+    return (f"warning: --host {host} exposes this TVM RPC tracker beyond this machine: anyone "
+            "who reaches it can register boards and take their sessions; trusted network only")
+
+
+def check_bindable(host: str) -> None:
+    """InputError unless ``host`` is an address of this machine that a socket can bind."""
+    try:
+        infos = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, socket.gaierror) else str(exc)
+        raise InputError(f"cannot bind to --host {host!r}: not an address ({reason})") from None
+    family, _, _, _, address = infos[0]
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.bind(address)
+    except OSError as exc:
+        raise InputError(f"cannot bind to --host {host!r}: {exc.strerror or exc}") from None
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_ports(port: int, port_end: int) -> None:
     if not 0 < port < port_end <= 65536:
         raise InputError(f"need 0 < port < port-end <= 65536, got {port}, {port_end}")
+
+
+def _cleanly(cls: type) -> type:
+    """``cls`` (TVM's Tracker or Server), whose constructor, when it fails, ends its worker.
+
+    TVM's own ``__del__`` on a half-built Tracker raises AttributeError inside its
+    shutdown; this subclass kills the worker and leaves nothing for ``__del__`` to do.
+    """
+
+    class Clean(cls):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                super().__init__(*args, **kwargs)
+            except BaseException:
+                worker, self.proc = getattr(self, "proc", None), None
+                if worker is not None:
+                    worker.kill()
+                raise
+
+    Clean.__name__ = Clean.__qualname__ = cls.__name__
+    return Clean
+
+
+class _Stop(Exception):
+    """Raised in the main thread by a stop signal."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+def _run_until_signalled(start: Callable[[], Any], what: str, where: str,
+                         announce: Callable[[], None] | None) -> int:
+    """Start TVM's ``what`` with ``start()``, hold until a stop signal, end every process started.
+
+    Returns the signal's number; InputError if it cannot start (e.g. no free port),
+    PerfStudentError if its worker dies by itself.
+    """
+    previous = {s: signal.getsignal(s) for s in _STOP_SIGNALS}
+    stops: list[int] = []
+    handle: Any = None
+    # only what this call starts is ended (a caller's other children are none of its business)
+    children_before = set(_children(os.getpid()))
+
+    def _raise_stop(signum: int, _frame: Any) -> None:
+        if not stops:  # only the first: a second signal must not cut the clean-up short
+            stops.append(signum)
+            raise _Stop(signum)
+
+    # SIGINT or SIGHUP ignored when we started (nohup, a background job of a script): keep it so
+    watched = [s for s in _STOP_SIGNALS if s == signal.SIGTERM or previous[s] != signal.SIG_IGN]
+    try:
+        # A handler is reset to the default across exec, SIG_IGN is inherited: the worker
+        # (and its session processes) start with SIGINT ignored and leave Ctrl-C to us.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for s in watched:
+            if s != signal.SIGINT:
+                signal.signal(s, _raise_stop)
+        try:
+            handle = start()
+        except (OSError, ValueError, RuntimeError, ChildProcessError) as exc:
+            raise InputError(f"cannot start the {what} on {where}: {_last_line(exc)}") from None
+        if signal.SIGINT in watched:
+            signal.signal(signal.SIGINT, _raise_stop)
+        if announce is not None:
+            announce()
+        while handle.proc is not None and handle.proc.is_alive():
+            handle.proc.join(0.5)
+        raise PerfStudentError(f"the {what} on {where} stopped by itself (its worker process "
+                               "exited); see the log lines above")
+    except _Stop as stop:
+        return stop.signum
+    finally:
+        for s in _STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        end_tree([pid for pid in _children(os.getpid()) if pid not in children_before])
+        if handle is not None and handle.proc is not None:
+            handle.proc.kill()  # reaps it; and TVM's __del__ finds nothing left to stop
+            handle.proc = None
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _last_line(exc: BaseException) -> str:
+    """The message of an exception from TVM's worker (its text is the worker's traceback)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[-1] if lines else type(exc).__name__
+    return re.sub(r"^[A-Za-z_][\w.]*(Error|Exception): ", "", text)
+
+
+def end_tree(roots: list[int], grace_s: float = GRACE_S) -> None:
+    """SIGTERM ``roots`` and every process below them, SIGKILL what is left after ``grace_s``.
+
+    The whole tree is listed first, so a grandchild whose parent ends first is not
+    missed; those of them that are this process's children are reaped.
+    """
+    pids = [p for root in roots for p in (root, *_children(root, recursive=True))]
+    for pid in reversed(pids):  # the leaves first, so their parents may reap them
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        _reap(pids)
+        time.sleep(0.05)
+    for pid in pids:
+        if _alive(pid):
+            _signal(pid, signal.SIGKILL)
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        _reap(pids)
+        time.sleep(0.05)
+    _reap(pids)
+
+
+def _children(pid: int, recursive: bool = False) -> list[int]:
+    """The processes whose parent is ``pid`` (``recursive``: and theirs, parents first)."""
+    try:
+        import psutil
+    except ImportError:
+        return _proc_children(pid, recursive)
+    with contextlib.suppress(psutil.Error):
+        return [p.pid for p in psutil.Process(pid).children(recursive=recursive)]
+    return []
+
+
+def _proc_children(root: int, recursive: bool) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    if not recursive:
+        return children.get(root, [])
+    out: list[int] = []
+    todo = [root]
+    while todo:
+        for child in children.get(todo.pop(0), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signum)
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, ended but not yet reaped, counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    return state not in ("Z", "X")
+
+
+def _reap(pids: list[int]) -> None:
+    """Reap those of ``pids`` that are this process's children and have ended (TVM's worker)."""
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)

@@ -14,6 +14,7 @@ from perfstudent.convshape import ConvShape
 from perfstudent.errors import InputError
 from perfstudent.profiler.layer import ShapeModule, shape_input_shapes
 from perfstudent.profiler.timing import DriftGuard, measure_interleaved, wall_block_timer
+from perfstudent.resources import check_threads, cpu_count
 from perfstudent.students import build
 
 if TYPE_CHECKING:
@@ -47,8 +48,7 @@ class Backend(ABC):
     def __init__(self, device: Device, threads: int | None = None, **options: Any) -> None:
         self.device = device
         self.threads = device.default_threads if threads is None else threads
-        if self.threads < 1:
-            raise InputError(f"threads must be >= 1, got {self.threads}")
+        check_device_threads(device, self.threads)
         self.options = options
         self._guard: DriftGuard | None = None
 
@@ -130,6 +130,27 @@ def register_backend(cls: type[Backend]) -> type[Backend]:
 
 def backend_names() -> list[str]:
     return list(_BACKENDS)
+
+
+def device_cpus(device: Device) -> int | None:
+    """The CPUs that run ``device``'s threads: this machine's for a device reached in this
+    process, a remote board's from its TVM target's ``num-cores`` (None if unknown)."""
+    if device.reach == "local":
+        return cpu_count()
+    target = device.tvm_target
+    cores = target.get("num-cores") if isinstance(target, dict) else None
+    return cores if isinstance(cores, int) and not isinstance(cores, bool) and cores > 0 else None
+
+
+def check_device_threads(device: Device, threads: int) -> None:
+    """InputError unless ``1 <= threads <=`` the CPUs of ``device`` (:func:`device_cpus`)."""
+    cpus = device_cpus(device)
+    if cpus is None:  # a remote board of unknown size: the board itself decides
+        if threads < 1:
+            raise InputError(f"threads must be >= 1, got {threads}")
+        return
+    check_threads(threads, "--threads", cpus,
+                  "this machine" if device.reach == "local" else f"device {device.name}")
 
 
 def get_backend(name: str, device: Device, threads: int | None = None, **options: Any) -> Backend:
