@@ -20,7 +20,7 @@ def test_rows_round_trip_with_raw_samples_and_replace(tmp_path: Path) -> None:
     with LatencyTable.open(tmp_path / "a.sqlite") as table:
         table.add(fp, CHAIN, measurement(1.5, 0.1))
         assert table.has(fp, CHAIN) and table.count(fp) == 1
-    with LatencyTable.open(tmp_path / "a.sqlite", create=False) as table:
+    with LatencyTable.open(tmp_path / "a.sqlite", create=False, readonly=False) as table:
         m = table.rows(fp)[CHAIN]
         assert m.ms == 1.5 and m.samples_ms == pytest.approx((1.5, 1.6, 1.7)) and m.estimator == "min"
         table.add(fp, CHAIN, measurement(2.0))

@@ -94,11 +94,11 @@ def import_cmd(source: Path, lut_path: Path | None, on_conflict: str) -> None:
       perfstudent lut import pi4-lut.parquet --lut lut.sqlite
     """
     from perfstudent.lut import LatencyTable
-    from perfstudent.lut.transfer import import_frame, read_frame
+    from perfstudent.lut.transfer import import_entries, parse_frame, read_frame
 
-    frame = read_frame(source)
+    entries = parse_frame(read_frame(source), source)  # every line checked before the LUT is opened
     with LatencyTable.open(lut_path) as table:
-        report = import_frame(table, frame, on_conflict)
+        report = import_entries(table, entries, on_conflict)
     click.echo(f"imported {source}: {report}")
 
 
@@ -113,11 +113,9 @@ def merge(other: Path, lut_path: Path | None, on_conflict: str) -> None:
     Example:
       perfstudent lut merge pi4.sqlite --lut lut.sqlite
     """
-    from perfstudent.lut import LatencyTable
-    from perfstudent.lut.transfer import merge_tables
+    from perfstudent.lut.transfer import merge_files
 
-    with LatencyTable.open(lut_path) as table:
-        report = merge_tables(table, other, on_conflict)
+    report = merge_files(other, lut_path, on_conflict)
     click.echo(f"merged {other}: {report}")
 
 

@@ -40,9 +40,14 @@ def describe(table: LatencyTable) -> list[dict[str, Any]]:
     for fp in table.fingerprints():
         view = table.view(fp)
         sweeps = []
-        for sw in table.sweeps(fp):
-            measured, answerable, total = coverage(view, sw["family"], sw["input_size"],
-                                                   sw["in_channels"], sw["num_classes"], sw["batch"])
+        for sw in table.sweeps(fp):  # checked: a family name and an input size, the rest optional
+            try:
+                measured, answerable, total = coverage(view, sw["family"], sw["input_size"],
+                                                       sw.get("in_channels"), sw.get("num_classes"),
+                                                       sw.get("batch") or 1)
+            except InputError as exc:
+                raise InputError(f"LUT {table.path}: table sweeps ({sw['family']} @{sw['input_size']}, "
+                                 f"{fp.label()}): {exc}") from None
             sweeps.append(sw | {"measured": measured, "answerable": answerable, "total": total})
         out.append({"id": fp.id, "label": fp.label(), "fingerprint": fp.to_dict(),
                     "rows": table.count(fp), "noisy": sum(m.noisy for m in view.measurements.values()),

@@ -13,7 +13,7 @@ duplicates are skipped.
 from __future__ import annotations
 
 import json
-import sqlite3
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,14 +21,12 @@ from typing import TYPE_CHECKING, Any
 from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError
 from perfstudent.io import atomic_write_bytes
+from perfstudent.lut import cells
 from perfstudent.lut.fingerprint import Fingerprint
-from perfstudent.lut.store import LatencyTable, now
-from perfstudent.measurement import Measurement
+from perfstudent.lut.store import Entry, LatencyTable, default_lut_path, now
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from perfstudent.lut.store import LatencyTable
 
 COLUMNS = ["kind", "fingerprint_id", "fingerprint", "key", "ms", "measurement", "measured_at"]
 SHAPE_COLUMNS = ["block", "cin", "cout", "size", "stride", "width", "full", "alone"]
@@ -36,19 +34,18 @@ CONFLICT_POLICIES = ("error", "keep", "replace")
 
 
 def table_frame(table: LatencyTable) -> pd.DataFrame:
-    """Every row and overhead term of ``table`` as one DataFrame (see the module docstring)."""
+    """Every row and overhead term of ``table`` as one DataFrame (see the module docstring).
+
+    Every cell is checked first (:meth:`LatencyTable.entries`): a bad one is an
+    InputError naming the table and the row, and nothing is written.
+    """
     import pandas as pd
 
     records: list[dict[str, Any]] = []
-    fps = {fp.id: fp.canonical() for fp in table.fingerprints()}
-    for fid, key, ms, data, at in table.conn.execute(
-            "SELECT fingerprint, chain, ms, measurement, measured_at FROM rows ORDER BY rowid"):
-        records.append({"kind": "chain", "fingerprint_id": fid, "fingerprint": fps[fid], "key": key,
-                        "ms": ms, "measurement": data, "measured_at": at} | _readable(key))
-    for fid, ctx, ms, data, at in table.conn.execute(
-            "SELECT fingerprint, context, overhead_ms, data, measured_at FROM overheads"):
-        records.append({"kind": "overhead", "fingerprint_id": fid, "fingerprint": fps[fid],
-                        "key": ctx, "ms": ms, "measurement": data, "measured_at": at})
+    for kind, fp, key, ms, data, at in table.entries():
+        records.append({"kind": kind, "fingerprint_id": fp.id, "fingerprint": fp.canonical(),
+                        "key": key, "ms": ms, "measurement": data, "measured_at": at}
+                       | (_readable(key) if kind == "chain" else {}))
     frame = pd.DataFrame.from_records(records, columns=COLUMNS + SHAPE_COLUMNS)
     return frame.astype({c: "object" for c in SHAPE_COLUMNS})
 
@@ -111,36 +108,55 @@ class ImportReport:
                 f"{self.replaced} replaced, {self.kept} conflicting kept")
 
 
-def _parse(line: dict[str, Any]) -> tuple[str, Fingerprint, str, float, str, str]:
+def _parse(line: dict[str, Any]) -> Entry:
+    """One line of an export, checked as reading a LUT checks its cells (:mod:`perfstudent.lut.cells`),
+    so an import cannot write what a reader would refuse."""
     kind = str(line["kind"])
     if kind not in ("chain", "overhead"):
-        raise InputError(f"unknown row kind {kind!r} in import")
+        raise InputError(f"unknown row kind {cells.snippet(kind)}")
     try:
-        fp = Fingerprint.from_dict(json.loads(line["fingerprint"]))
-        key, data = str(line["key"]), str(line["measurement"])
-        json.loads(data)
+        fp = cells.fingerprint(str(line["fingerprint_id"]), line["fingerprint"])
+        data = cells.as_text(line["measurement"])
         if kind == "chain":
-            key = Chain.from_dict(json.loads(key)).key()
-            Measurement.from_dict(json.loads(data))
+            key = cells.chain(line["key"]).key()
+            cells.measurement(data)
+        else:
+            key = cells.as_text(line["key"])
+            cells.json_object(key)
+            cells.overhead_data(data)
         median = float(line["ms"])
-    except (ValueError, TypeError, KeyError) as exc:
-        raise InputError(f"bad line in import: {exc}") from None
-    if fp.id != str(line["fingerprint_id"]):
-        raise InputError(f"fingerprint id {line['fingerprint_id']} does not match its record")
+        if not math.isfinite(median):
+            raise ValueError(f"ms is not a finite number: {line['ms']!r}")
+    except cells.BAD_CELL as exc:
+        raise InputError(f"bad line ({cells.one_line(exc, 160)})") from None
     return kind, fp, key, median, data, str(line["measured_at"])
 
 
-def import_frame(table: LatencyTable, frame: pd.DataFrame, on_conflict: str = "error") -> ImportReport:
+def parse_frame(frame: pd.DataFrame, source: Path | str | None = None) -> list[Entry]:
+    """The lines of an exported table, each checked (an InputError names ``source`` and the line)."""
+    entries = []
+    for i, rec in enumerate(frame[COLUMNS].to_dict("records")):
+        try:
+            entries.append(_parse(rec))
+        except InputError as exc:
+            raise InputError(f"{source or 'import'}: record {i + 1}: {exc}; nothing was imported") from None
+    return entries
+
+
+def import_frame(table: LatencyTable, frame: pd.DataFrame, on_conflict: str = "error",
+                 source: Path | str | None = None) -> ImportReport:
     """Add ``frame``'s lines to ``table`` in ONE transaction (nothing written on refusal)."""
+    return import_entries(table, parse_frame(frame, source), on_conflict)
+
+
+def import_entries(table: LatencyTable, entries: list[Entry], on_conflict: str = "error") -> ImportReport:
+    """Add checked ``entries`` to ``table`` in ONE transaction (nothing written on refusal)."""
     if on_conflict not in CONFLICT_POLICIES:
         raise InputError(f"on_conflict must be one of {', '.join(CONFLICT_POLICIES)}")
-    lines = [_parse(rec) for rec in frame[COLUMNS].to_dict("records")]
     report, conflicts, writes = ImportReport(), [], []
-    for kind, fp, key, median, data, at in lines:
-        tbl, col = ("rows", "chain") if kind == "chain" else ("overheads", "context")
-        old = table.conn.execute(f"SELECT {'measurement' if kind == 'chain' else 'data'} FROM {tbl} "
-                                 f"WHERE fingerprint = ? AND {col} = ?", (fp.id, key)).fetchone()
-        if old is not None and json.loads(old[0]) == json.loads(data):
+    for kind, fp, key, median, data, at in entries:
+        old = table.stored(kind, fp, key)
+        if old is not None and old == json.loads(data):
             report.identical += 1
             continue
         if old is not None:
@@ -151,7 +167,7 @@ def import_frame(table: LatencyTable, frame: pd.DataFrame, on_conflict: str = "e
             report.replaced += 1
         else:
             report.added += 1
-        writes.append((tbl, fp, key, median, data, at))
+        writes.append(("rows" if kind == "chain" else "overheads", fp, key, median, data, at))
     if conflicts and on_conflict == "error":
         fp, key = conflicts[0]
         raise InputError(f"{len(conflicts)} imported rows conflict with different measurements already "
@@ -162,23 +178,38 @@ def import_frame(table: LatencyTable, frame: pd.DataFrame, on_conflict: str = "e
 
 
 def _write_all(table: LatencyTable, writes: list[tuple[str, Fingerprint, str, float, str, str]]) -> None:
-    try:
-        with table.conn:
-            table.conn.execute("BEGIN IMMEDIATE")
-            for tbl, fp, key, median, data, at in writes:
-                table.conn.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?, ?)",
-                                   (fp.id, fp.canonical(), now()))
-                table.conn.execute(f"INSERT OR REPLACE INTO {tbl} VALUES (?, ?, ?, ?, ?)",
-                                   (fp.id, key, median, data, at))
-    except sqlite3.Error as exc:
-        raise InputError(f"cannot write LUT {table.path}: {exc}") from None
+    with table.transaction() as conn:
+        for tbl, fp, key, median, data, at in writes:
+            conn.execute("INSERT OR IGNORE INTO fingerprints VALUES (?, ?, ?)",
+                         (fp.id, fp.canonical(), now()))
+            conn.execute(f"INSERT OR REPLACE INTO {tbl} VALUES (?, ?, ?, ?, ?)",
+                         (fp.id, key, median, data, at))
+
+
+def read_lut(path: Path, into: Path | None = None) -> list[Entry]:
+    """Every row and overhead term of the LUT file ``path``, read only and checked.
+
+    ``into``, the LUT they will be merged into, must be another file. A damaged
+    file or a bad cell is an InputError before anything is written anywhere.
+    """
+    if into is not None and Path(path).resolve() == Path(into).resolve():
+        raise InputError("cannot merge a LUT into itself")
+    with LatencyTable.open(path, create=False) as other:
+        return other.entries()
 
 
 def merge_tables(table: LatencyTable, other_path: Path, on_conflict: str = "error") -> ImportReport:
     """Merge the LUT file ``other_path`` into ``table``."""
+    return import_entries(table, read_lut(other_path, into=table.path), on_conflict)
 
-    if Path(other_path).resolve() == Path(table.path).resolve():
-        raise InputError("cannot merge a LUT into itself")
-    with LatencyTable.open(other_path, create=False) as other:
-        frame = table_frame(other)
-    return import_frame(table, frame, on_conflict)
+
+def merge_files(other_path: Path, lut_path: Path | None, on_conflict: str = "error") -> ImportReport:
+    """Merge the LUT file ``other_path`` into the one at ``lut_path`` (None: the default).
+
+    ``other_path`` is read and checked before the target is opened, so a bad
+    source leaves the target as it was (and creates none).
+    """
+    target = default_lut_path() if lut_path is None else Path(lut_path)
+    entries = read_lut(other_path, into=target)
+    with LatencyTable.open(target) as table:
+        return import_entries(table, entries, on_conflict)

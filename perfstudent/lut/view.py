@@ -89,6 +89,16 @@ def chain_values(rows: dict[Chain, Measurement]) -> dict[Chain, float]:
     return values
 
 
+def _alignment(fingerprint: Fingerprint) -> int:
+    """The fingerprint's ``width_alignment`` setting (at least 1; 1 when unset), checked."""
+    settings = fingerprint.settings if isinstance(fingerprint.settings, dict) else {}
+    value = settings.get("width_alignment") or 1
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InputError(f"fingerprint {fingerprint.label()}: width_alignment must be an integer, "
+                         f"got {value!r}")
+    return max(1, value)
+
+
 class LatencyView:
     """Read-only answers for one fingerprint (see the module docstring).
 
@@ -103,7 +113,7 @@ class LatencyView:
         self.measurements = {c: (m if estimator is None else m.with_estimator(estimator))
                              for c, m in rows.items()}
         self.overheads = dict(overheads or {})
-        self.alignment = max(1, int(fingerprint.settings.get("width_alignment", 1) or 1))
+        self.alignment = _alignment(fingerprint)
         self.values = chain_values(self.measurements)
         series: dict[tuple[Chain, bool], list[tuple[int, float]]] = {}
         for chain, ms in self.values.items():

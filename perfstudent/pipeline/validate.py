@@ -314,7 +314,7 @@ def validate_lut(target: Target, lut: Path | None, base: WidthSpec, samples: int
     finally:
         backend.close()
     try:
-        with LatencyTable.open(lut, create=False) as table:
+        with LatencyTable.open(lut, create=False, readonly=False) as table:
             table.add_validation(fp, spec_context(base), {"residuals": report.residuals(),
                                                           "estimator": report.estimator,
                                                           "summary": report.summary()})
