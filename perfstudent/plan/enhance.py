@@ -42,6 +42,8 @@ from perfstudent.students.widthspec import WidthSpec
 
 #: Grid cells over the tolerance: the rounding leaves at most S·τ/20 000 of τ unused.
 MAX_CELLS = 20_000
+#: A tolerance below this (a femtosecond) is zero: only free widening.
+MIN_TOLERANCE_MS = 1e-12
 _EPS = 1e-9
 SUFFIX = "+enhance"
 
@@ -90,8 +92,9 @@ def _candidates(costs: FloatArray, kept: FloatArray, width: int,
 def widen(problem: PlanningProblem, widths: dict[str, int], tolerance_ms: float) -> dict[str, int]:
     """The widths ``w'_s ≥ widths[s]`` that keep the most (``problem``'s scores: channels or
     saliency) with ``Σ_s max(T_s(w'_s) − T_s(w_s), 0) ≤ tolerance_ms``; exact on the grid."""
-    grid = tolerance_ms / MAX_CELLS if tolerance_ms > 0 else 1.0
-    capacity = MAX_CELLS if tolerance_ms > 0 else 0
+    some = tolerance_ms >= MIN_TOLERANCE_MS
+    grid = tolerance_ms / MAX_CELLS if some else 1.0
+    capacity = MAX_CELLS if some else 0
     options = [_candidates(c.cost_ms, c.kept, widths[c.slot], grid) for c in problem.curves]
     chosen = solve_mckp([o[1] for o in options], [o[2] for o in options], capacity)
     if chosen is None:  # cannot happen: keeping every width costs 0 units
