@@ -173,7 +173,11 @@ def test_over_the_source_budget_is_a_warning() -> None:
     tight = make_plan("uniform", 0.6 * full_ms, NOISY, BASE)
     widened = enhance(NOISY, tight.spec, parse_tolerance("20%"), source=tight)
     assert widened.predicted_ms > tight.budget_ms
-    assert any("above the source plan's budget" in w for w in widened.warnings)
+    assert widened.warnings == [w for w in widened.warnings if "above the source plan's budget" in w]
+    assert len(widened.warnings) == 1
+    elsewhere = replace(tight, fingerprint={"device": "pi4"})
+    moved = enhance(NOISY, tight.spec, parse_tolerance("0"), source=elsewhere)
+    assert any("another LUT fingerprint" in w for w in moved.warnings)
 
 
 # -- the command line ----------------------------------------------------------------------------

@@ -129,12 +129,22 @@ def enhance(view: LatencyModel, spec: WidthSpec, tolerance: Tolerance,
     plan.enhanced = Enhancement(
         spec, before, tolerance.text, tol, {s: widths[s] - w for s, w in spec.widths.items()},
         None if source is None else source.strategy, None if source is None else source.budget_ms)
-    if source is not None and plan.predicted_ms > source.budget_ms - source.margin_ms:
-        plan.warnings.append(
-            f"the enhanced student is predicted at {format_ms(plan.predicted_ms)}, above the "
-            f"source plan's budget {format_ms(source.budget_ms)} less its margin "
-            f"{format_ms(source.margin_ms)}")
+    if source is not None:
+        plan.warnings += _source_warnings(plan, source)
     return plan
+
+
+def _source_warnings(plan: Plan, source: Plan) -> list[str]:
+    """What the user should know about the enhanced plan against the plan it came from."""
+    out = []
+    if plan.predicted_ms > source.budget_ms - source.margin_ms:
+        out.append(f"the enhanced student is predicted at {format_ms(plan.predicted_ms)}, above "
+                   f"the source plan's budget {format_ms(source.budget_ms)} less its margin "
+                   f"{format_ms(source.margin_ms)}")
+    if source.fingerprint is not None and source.fingerprint != plan.fingerprint:
+        out.append("the source plan was made on another LUT fingerprint (device, backend, "
+                   "threads or settings) than this one")
+    return out
 
 
 def enhance_summary(plan: Plan) -> str:
