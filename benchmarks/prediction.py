@@ -146,9 +146,9 @@ def budget_step(family: str, size: int, setting: str, lut: Path, budgets: int, w
     grid = [smallest + f * (full - smallest) for f in np.linspace(0.35, 0.9, budgets)]
     sal = synthetic_saliency(family, size, workdir / f"saliency_{family}_{size}.json")
     plans = []
-    from perfstudent.plan.strategies import strategy_names
+    from perfstudent.plan.strategies import default_strategy_names
 
-    for strategy in strategy_names():
+    for strategy in default_strategy_names():  # no teacher here for torch-pruning
         for budget in grid:
             out = workdir / f"plan_{family}_{size}_{setting}_{strategy}_{budget:.4f}.json"
             perfstudent("plan", "--arch", family, "--input-size", str(size), *SETTINGS[setting],

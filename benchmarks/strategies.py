@@ -41,8 +41,9 @@ def kept_by_strategy(view: Any, base: Any, budget: float, sal: Saliency | None) 
     """Saliency kept by each strategy at ``budget`` (None where it does not fit)."""
     out: dict[str, Any] = {}
     for strategy in strategy_names():
-        if get_strategy(strategy).needs_saliency and sal is None:
-            continue
+        chooser = get_strategy(strategy)
+        if (chooser.needs_saliency and sal is None) or chooser.needs_teacher:
+            continue  # no teacher in this benchmark
         try:
             out[strategy] = make_plan(strategy, budget, view, base, sal).saliency_kept
         except InputError:

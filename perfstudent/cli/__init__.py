@@ -9,6 +9,7 @@ exit code 2 (bad input) or 1 (failure). A new module registers its commands on
 
 from perfstudent.cli import (
     basic,
+    enhance,
     experiment,
     fronts,
     lut_commands,
@@ -23,6 +24,7 @@ __all__ = [
     "AppContext",
     "basic",
     "cli",
+    "enhance",
     "experiment",
     "fronts",
     "lut_commands",

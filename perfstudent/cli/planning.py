@@ -13,6 +13,7 @@ from perfstudent.plan.strategies import strategy_names
 
 if TYPE_CHECKING:
     from perfstudent.plan.planner import Plan, Verification
+    from perfstudent.plan.saliency import Saliency
 
 
 @cli.command()
@@ -67,7 +68,8 @@ def saliency(teacher: Path, data: str, data_dir: Path | None, batches: int, batc
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Backend setting the LUT was profiled with, e.g. opt_level=all.")
 @click.option("--input-size", type=click.IntRange(min=1), default=None,
-              help="Input resolution (default: the saliency file's, else the family's).")
+              help="Input resolution (default: the saliency file's, else the teacher's, else the "
+                   "family's).")
 @click.option("--in-channels", type=click.IntRange(min=1), default=None)
 @click.option("--num-classes", type=click.IntRange(min=1), default=None)
 @click.option("--lut", type=click.Path(path_type=Path), default=None,
@@ -75,7 +77,11 @@ def saliency(teacher: Path, data: str, data_dir: Path | None, batches: int, batc
 @click.option("--saliency", "saliency_path", type=click.Path(path_type=Path), default=None,
               help="Saliency JSON from perfstudent saliency (default: every channel counts 1).")
 @click.option("--strategy", type=click.Choice(strategy_names()), default="perf",
-              show_default=True)
+              show_default=True,
+              help="torch-pruning prunes --teacher with Torch-Pruning (pip install "
+                   "'perfstudent[compare]').")
+@click.option("--teacher", type=click.Path(path_type=Path), default=None,
+              help="Teacher run directory (from perfstudent train): what torch-pruning prunes.")
 @click.option("--margin", default="auto", show_default=True,
               help="Plan this far below the budget: a duration (0, 50us) or auto, a conformal bound "
                    "from the residuals `lut validate` stored, so 95% of plans measure within budget.")
@@ -87,14 +93,16 @@ def saliency(teacher: Path, data: str, data_dir: Path | None, batches: int, batc
               help="Replace --out even if it holds something of another kind (a LUT, a checkpoint, ...).")
 def plan(budget: str, family: str, device: str, backend: str, threads: int,
          options: tuple[str, ...], input_size: int | None, in_channels: int | None, num_classes: int | None,
-         lut: Path | None, saliency_path: Path | None, strategy: str, margin: str,
-         verify: bool, protocol_name: str, out: Path, force: bool) -> None:
+         lut: Path | None, saliency_path: Path | None, strategy: str, teacher: Path | None,
+         margin: str, verify: bool, protocol_name: str, out: Path, force: bool) -> None:
     """Choose per-slot widths of a student that fits a latency budget.
 
     \b
     Example:
       perfstudent plan --budget 2ms --family resnet20 --device local --backend onnxruntime \\
           --threads 1 --saliency sal.json --out plan.json
+      perfstudent plan --budget 2ms --family resnet20 --strategy torch-pruning \\
+          --teacher runs/teacher --out tp.json
     """
     from perfstudent.durations import parse_duration_ms
     from perfstudent.guards import check_output
@@ -105,15 +113,16 @@ def plan(budget: str, family: str, device: str, backend: str, threads: int,
     from perfstudent.plan.saliency import Saliency
     from perfstudent.students import full_spec
 
-    check_output(out, "perfstudent.plan file", [lut or default_lut_path(), saliency_path], force=force)
+    teacher_files = [teacher / "best.pt", teacher / "last.pt"] if teacher else []
+    check_output(out, "perfstudent.plan file",
+                 [lut or default_lut_path(), saliency_path, *teacher_files], force=force)
     budget_ms = parse_duration_ms(budget, "budget")
     margin_ms = None if margin == "auto" else parse_duration_ms(margin, "margin", allow_zero=True)
     sal = Saliency.load(saliency_path) if saliency_path else None
-    base = full_spec(family, input_size or (sal.input_size if sal else None),
-                     in_channels or (sal.in_channels if sal else None),
-                     num_classes or (sal.num_classes if sal else None))
+    size, channels, classes = _dims_of(sal, teacher)
+    base = full_spec(family, input_size or size, in_channels or channels, num_classes or classes)
     target = Target(device, backend, threads, parse_options(options), protocol_name)
-    result = run_plan(target, lut, strategy, budget_ms, base, sal, margin_ms)
+    result = run_plan(target, lut, strategy, budget_ms, base, sal, margin_ms, teacher)
     click.echo(plan_summary(result))
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
@@ -121,6 +130,19 @@ def plan(budget: str, family: str, device: str, backend: str, threads: int,
         result.verified = _verify(result, target)
     result.save(out)
     click.echo(f"wrote {out}")
+
+
+def _dims_of(sal: Saliency | None, teacher: Path | None) -> tuple[int | None, int | None, int | None]:
+    """Input size, channels and classes a plan defaults to: the saliency file's, else the
+    teacher run's, else (None) the family's."""
+    if sal is not None:
+        return sal.input_size, sal.in_channels, sal.num_classes
+    if teacher is not None:
+        from perfstudent.distill.runs import load_run
+
+        spec = load_run(teacher).spec
+        return spec.input_size, spec.in_channels, spec.num_classes
+    return None, None, None
 
 
 def _verify(result: Plan, target: Any) -> Verification:

@@ -23,9 +23,11 @@ from typing import Any
 
 from perfstudent.errors import InputError
 from perfstudent.io import parse_toml, read_text
-from perfstudent.plan.strategies import strategy_names
+from perfstudent.plan.strategies import default_strategy_names, strategy_names
 
 STRATEGIES = tuple(strategy_names())
+#: Compared when a config names none: the strategies that need no optional extra.
+DEFAULT_STRATEGIES = tuple(default_strategy_names())
 
 
 class ConfigError(InputError):
@@ -91,7 +93,7 @@ def _budget(v: Any) -> str | None:
 SCHEMA: dict[str, dict[str, tuple[Check, Any]]] = {
     "experiment": {"name": (_str, "experiment"), "out": (_str, None),
                    "budgets": (_list(_budget), ...),
-                   "strategies": (_list(_choice(*STRATEGIES)), list(STRATEGIES)),
+                   "strategies": (_list(_choice(*STRATEGIES)), list(DEFAULT_STRATEGIES)),
                    "seeds": (_list(_int(0)), [0])},
     "device": {"name": (_str, "local"), "backend": (_str, "onnxruntime"), "threads": (_int(1), 1),
                "lut": (_str, None), "protocol": (_choice("default", "fast", "careful"), "default")},

@@ -79,7 +79,8 @@ def plan(ctx: Context, strategy: str, budget_label: str, budgets_path: Path, tea
     budget = load_budgets(budgets_path)[budget_label]
     scores = Saliency.load(saliency_path) if saliency_path is not None else None
     result = run_plan(ctx.target(), ctx.lut, strategy, budget.ms, load_run(teacher).spec, scores,
-                      ctx.config["distill"]["margin_ms"])  # None: auto, as `perfstudent plan`
+                      ctx.config["distill"]["margin_ms"],  # None: auto, as `perfstudent plan`
+                      teacher)  # read only by strategies that prune it (torch-pruning)
     result.save(out)
 
 

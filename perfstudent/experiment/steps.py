@@ -31,6 +31,7 @@ from perfstudent.experiment.config import ExperimentConfig
 from perfstudent.experiment.engine import Step, StepOutcome, run_steps
 from perfstudent.guards import check_output_dir
 from perfstudent.io import read_json, write_json
+from perfstudent.plan.strategies import get_strategy
 
 
 @dataclass(frozen=True)
@@ -208,10 +209,13 @@ def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True
 
 def preflight(ctx: act.Context, teacher: Path) -> None:
     """Check what can be checked before the first write: the device, backend and family exist,
-    a reused teacher is a run of the family fit for the data, and the budgets fit the LUT when
-    it already holds the family (a fresh LUT is checked by the budgets step, after profiling)."""
+    every strategy can run here (its optional extra is installed), a reused teacher is a run
+    of the family fit for the data, and the budgets fit the LUT when it already holds the
+    family (a fresh LUT is checked by the budgets step, after profiling)."""
     ctx.target().make_backend().close()
     ctx.full_spec()
+    for strategy in ctx.config["experiment"]["strategies"]:
+        get_strategy(strategy).check_available()  # e.g. torch-pruning without its extra
     if ctx.config["train"]["teacher"] is not None:
         spec = load_run(teacher).spec
         dims = (spec.input_size, spec.in_channels, spec.num_classes)

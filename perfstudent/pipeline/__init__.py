@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +22,11 @@ from perfstudent.distill.runs import load_run
 from perfstudent.errors import InputError
 from perfstudent.lut import Fingerprint, LatencyTable, LatencyView, spec_context
 from perfstudent.measurement import Measurement, TimingProtocol
+from perfstudent.plan.enhance import Tolerance
+from perfstudent.plan.enhance import enhance as enhance_student
 from perfstudent.plan.planner import Plan, conformal_margin, make_plan
 from perfstudent.plan.saliency import Saliency, fisher_saliency, teacher_identity
+from perfstudent.plan.strategies import get_strategy
 from perfstudent.profiler.backends import Backend, get_backend
 from perfstudent.profiler.devices import get_device
 from perfstudent.profiler.measure import PROTOCOLS
@@ -112,19 +115,67 @@ def measure(target: Target, spec: WidthSpec, model: nn.Module | None = None) -> 
         backend.close()
 
 
+def measure_together(target: Target, specs: list[WidthSpec]) -> list[Measurement]:
+    """Several students end to end with the target's protocol, in interleaved rounds (so that
+    a drifting load affects them alike)."""
+    backend = target.make_backend()
+    try:
+        return backend.measure([backend.prepare_model(spec) for spec in specs], target.timing())
+    finally:
+        backend.close()
+
+
 # -- plan -----------------------------------------------------------------------------------
 def plan(target: Target, lut: Path | None, strategy: str, budget_ms: float, base: WidthSpec,
-         saliency: Saliency | None = None, margin_ms: float | None = None) -> Plan:
-    """Plan ``strategy`` for ``budget_ms`` on the LUT; ``margin_ms=None`` is ``--margin auto``."""
-    if saliency is not None:  # bad input is refused before the LUT is opened
+         saliency: Saliency | None = None, margin_ms: float | None = None,
+         teacher: Path | None = None) -> Plan:
+    """Plan ``strategy`` for ``budget_ms`` on the LUT; ``margin_ms=None`` is ``--margin auto``.
+
+    ``teacher`` (a run directory) is read only for a strategy that needs it (torch-pruning).
+    """
+    chooser = get_strategy(strategy)
+    chooser.check_available()  # bad input is refused before the LUT is opened
+    if saliency is not None:
         saliency.check_matches(base.family, base.input_size, get_family(base.family).full_widths())
+    model = load_teacher(teacher, base, strategy) if chooser.needs_teacher else None
     view = open_view(target, lut)
     note = None
     if margin_ms is None:
         margin_ms, note = conformal_margin(residuals(target, lut, base), budget_ms)
     result = make_plan(strategy, budget_ms, view, base, saliency, margin_ms,
-                       device=target.device, backend=target.backend, threads=target.threads)
+                       device=target.device, backend=target.backend, threads=target.threads,
+                       teacher=model)
     result.margin_note = note
+    return result
+
+
+def load_teacher(teacher: Path | None, base: WidthSpec, strategy: str) -> nn.Module:
+    """The trained teacher of run ``teacher`` (``best.pt``, read with weights_only=True); it must
+    be ``base``: the same family, input size, channels, classes and full widths."""
+    if teacher is None:
+        raise InputError(f"strategy {strategy} prunes the trained teacher: give --teacher RUN")
+    run = load_run(teacher)
+    if run.spec != base:
+        raise InputError(f"teacher {teacher} is {run.spec.family} at {run.spec.input_size}px "
+                         f"({run.spec.in_channels} channels, {run.spec.num_classes} classes"
+                         f"{'' if run.spec.widths == base.widths else ', pruned slots'}); the plan "
+                         f"is for the full {base.family} at {base.input_size}px "
+                         f"({base.in_channels} channels, {base.num_classes} classes)")
+    return run.model("best")
+
+
+def enhance(target: Target, lut: Path | None, spec: WidthSpec, tolerance: Tolerance,
+            saliency: Saliency | None = None, source: Plan | None = None,
+            measure: bool = False) -> Plan:
+    """Widen ``spec``'s slots within ``tolerance`` on the LUT (:mod:`perfstudent.plan.enhance`);
+    with ``measure``, both students are measured end to end, together."""
+    if saliency is not None:  # bad input is refused before the LUT is opened
+        saliency.check_matches(spec.family, spec.input_size, get_family(spec.family).full_widths())
+    result = enhance_student(open_view(target, lut), spec, tolerance, saliency, source,
+                             device=target.device, backend=target.backend, threads=target.threads)
+    if measure and result.enhanced is not None:
+        before, after = measure_together(target, [spec, result.spec])
+        result.enhanced = replace(result.enhanced, measured_before=before, measured_after=after)
     return result
 
 

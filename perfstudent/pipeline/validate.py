@@ -96,8 +96,9 @@ def plan_students(view: LatencyView, base: WidthSpec, count: int,
     budgets = np.linspace(smallest + 0.15 * (full - smallest), full * 0.95, count)
     out = []
     for strategy in strategy_names():
-        if get_strategy(strategy).needs_saliency and saliency is None:
-            continue
+        chooser = get_strategy(strategy)
+        if (chooser.needs_saliency and saliency is None) or chooser.needs_teacher:
+            continue  # no teacher here: torch-pruning's students are not among these
         for budget in budgets:
             try:
                 plan = make_plan(strategy, float(budget), view, base, saliency)

@@ -10,17 +10,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from perfstudent.durations import format_ms
 from perfstudent.errors import InputError
 from perfstudent.measurement import Measurement
 from perfstudent.plan.problem import LatencyModel, PlanningProblem, build_problem
 from perfstudent.plan.saliency import Saliency
-from perfstudent.plan.strategies import get_strategy, strategy_names
+from perfstudent.plan.strategies import Choice, StrategyInputs, get_strategy, strategy_names
 from perfstudent.records import Record
 from perfstudent.students.registry import get_family
 from perfstudent.students.widthspec import WidthSpec
+
+if TYPE_CHECKING:
+    from torch import nn
 
 SCHEMA = "perfstudent.plan/1"
 
@@ -74,6 +77,26 @@ class Verification(Record):
     measurement: Measurement | None = None
 
 
+@dataclass(frozen=True)
+class Enhancement(Record):
+    """``perfstudent enhance``: the student before, the tolerance, what the widening gained.
+
+    ``tolerance`` is as given (``1%`` of the prediction before, or a duration such as
+    ``20us``), ``tolerance_ms`` what it allowed; ``gained`` the channels added per slot;
+    ``measured_before`` / ``measured_after`` the two students end to end (``--measure``).
+    """
+
+    before: WidthSpec
+    predicted_before_ms: float
+    tolerance: str
+    tolerance_ms: float
+    gained: dict[str, int]
+    source_strategy: str | None = None
+    source_budget_ms: float | None = None
+    measured_before: Measurement | None = None
+    measured_after: Measurement | None = None
+
+
 @dataclass
 class Plan(Record):
     """A planned student: widths plus what they were planned for (``perfstudent.plan/1``)."""
@@ -99,6 +122,8 @@ class Plan(Record):
     verified: Verification | None = None
     warnings: list[str] = field(default_factory=list)
     margin_note: str | None = None
+    macs: int | None = None            # torch-pruning: the pruned teacher's MACs
+    enhanced: Enhancement | None = None
 
     @classmethod
     def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
@@ -115,7 +140,9 @@ class Plan(Record):
         return super().migrate(data, version)
 
 
-def _scores(base: WidthSpec, saliency: Saliency | None) -> dict[str, list[float]]:
+def channel_scores(base: WidthSpec, saliency: Saliency | None) -> dict[str, list[float]]:
+    """Per slot, per channel: the Fisher scores of ``saliency`` (checked against ``base``), or 1
+    for every channel (the plan then maximises channels kept)."""
     if saliency is None:
         return {slot: [1.0] * full for slot, full in base.widths.items()}
     saliency.check_matches(base.family, base.input_size, get_family(base.family).full_widths())
@@ -149,37 +176,46 @@ def _slot_report(problem: PlanningProblem, widths: dict[str, int]) -> list[SlotR
 def make_plan(strategy: str, budget_ms: float, view: LatencyModel, base: WidthSpec,
               saliency: Saliency | None = None, margin_ms: float = 0.0, *,
               device: str | None = None, backend: str | None = None, threads: int | None = None,
-              resolution_ms: float = 1e-3, max_cells: int = 20_000) -> Plan:
+              resolution_ms: float = 1e-3, max_cells: int = 20_000,
+              teacher: nn.Module | None = None) -> Plan:
     """Plan widths of ``base``'s family for ``budget_ms`` (ms) on ``view``'s latencies.
 
-    Raises :class:`InfeasibleBudget` (an InputError) with the smallest
-    achievable latency when no student fits ``budget_ms - margin_ms``.
+    ``teacher`` (the trained full-width network of ``base``) is needed by a strategy that
+    ``needs_teacher`` (torch-pruning) and ignored by the others. Raises
+    :class:`InfeasibleBudget` (an InputError) with the smallest achievable latency when no
+    student fits ``budget_ms - margin_ms``.
     """
     chooser = get_strategy(strategy)
+    chooser.check_available()
     if chooser.needs_saliency and saliency is None:
         raise InputError(f"strategy {strategy} needs a saliency file (it removes channels in Fisher "
                          "order)")
+    if chooser.needs_teacher and teacher is None:
+        raise InputError(f"strategy {strategy} needs the trained teacher (--teacher RUN)")
     if not (math.isfinite(budget_ms) and budget_ms > 0):
         raise InputError(f"budget must be positive, got {budget_ms} ms")
     if not (math.isfinite(margin_ms) and 0 <= margin_ms < budget_ms):
         raise InputError(f"margin must be in [0, budget), got {margin_ms} ms")
-    scores = _scores(base, saliency)
+    scores = channel_scores(base, saliency)
     problem = build_problem(view, base, scores, budget_ms - margin_ms, resolution_ms, max_cells)
-    choice = chooser.solve(problem, scores)
+    choice = chooser.solve(problem, StrategyInputs(scores, teacher))
     if choice is None:
         smallest = problem.smallest_ms()
         raise InfeasibleBudget(
             f"budget {format_ms(budget_ms)} (margin {format_ms(margin_ms)}) is infeasible for "
             f"{base.family} at {base.input_size}px with strategy {strategy}: the smallest achievable "
             f"predicted latency is {format_ms(smallest)}", smallest)
-    return _make(strategy, budget_ms, margin_ms, view, problem, choice.widths, choice.multiplier,
-                 saliency, device, backend, threads)
+    return plan_record(strategy, budget_ms, margin_ms, view, problem, choice, saliency,
+                       device, backend, threads)
 
 
-def _make(strategy: str, budget_ms: float, margin_ms: float, view: LatencyModel,
-          problem: PlanningProblem, widths: dict[str, int], multiplier: float | None,
-          saliency: Saliency | None, device: str | None, backend: str | None,
-          threads: int | None) -> Plan:
+def plan_record(strategy: str, budget_ms: float, margin_ms: float, view: LatencyModel,
+                problem: PlanningProblem, choice: Choice, saliency: Saliency | None,
+                device: str | None = None, backend: str | None = None,
+                threads: int | None = None) -> Plan:
+    """The :class:`Plan` of ``choice``'s widths on ``problem``: the prediction, each slot's cost
+    and place on its staircase, the saliency kept, where the latencies come from."""
+    widths = choice.widths
     spec = problem.base.with_widths(widths)
     costs = {c.slot: float(c.cost_ms[widths[c.slot] - 1]) for c in problem.curves}
     per_slot = [SlotCost(s, widths[s], ms) for s, ms in costs.items()]
@@ -189,9 +225,10 @@ def _make(strategy: str, budget_ms: float, margin_ms: float, view: LatencyModel,
         strategy, budget_ms, margin_ms, spec, fixed + sum(costs.values()), fixed,
         per_slot, problem.kept_of(widths), device or _identity(fp, "device"),
         backend or _identity(fp, "backend"), threads if threads is not None else _identity(fp, "threads"),
-        _fingerprint_json(fp), _slot_report(problem, widths), problem.grid_ms, multiplier,
+        _fingerprint_json(fp), _slot_report(problem, widths), problem.grid_ms, choice.multiplier,
         None if saliency is None else SaliencySource(saliency.teacher, saliency.batches,
                                                      saliency.samples),
+        macs=choice.macs,
     )
 
 
@@ -233,7 +270,8 @@ def plan_summary(plan: Plan) -> str:
         f"{plan.strategy} plan for {plan.spec.family} at {plan.spec.input_size}px on "
         f"{plan.device}/{plan.backend}/t{plan.threads}: predicted {format_ms(plan.predicted_ms)} "
         f"(budget {format_ms(plan.budget_ms)}, margin {format_ms(plan.margin_ms)}), "
-        f"saliency kept {plan.saliency_kept:.1%}",
+        f"saliency kept {plan.saliency_kept:.1%}"
+        + ("" if plan.macs is None else f", {plan.macs / 1e6:.4g} M MACs"),
         f"  {'slot':<12}{'width':>11}{'cost':>12}  staircase",
     ]
     if plan.margin_note:
@@ -252,5 +290,6 @@ def total_saliency_kept(plan: Plan, saliency: Saliency) -> float:
     return saliency.kept(plan.spec.widths)
 
 
-__all__ = ["InfeasibleBudget", "Plan", "SaliencySource", "SlotCost", "SlotRow", "Verification",
-           "conformal_margin", "make_plan", "plan_summary", "strategy_names", "total_saliency_kept"]
+__all__ = ["Enhancement", "InfeasibleBudget", "Plan", "SaliencySource", "SlotCost", "SlotRow",
+           "Verification", "channel_scores", "conformal_margin", "make_plan", "plan_record",
+           "plan_summary", "strategy_names", "total_saliency_kept"]

@@ -20,6 +20,16 @@ command line, experiment configs and fronts read the list from here
   removals), never a slot below 1 channel, until the prediction fits.
 - ``uniform``: one multiplier m for all slots, ``w_s = max(1, floor(m·full_s + 0.5))``,
   the largest m that fits.
+- ``torch-pruning``: the trained teacher's slots pruned with Torch-Pruning (group L2
+  magnitude, global ranking), the number of channels removed found by bisection so that
+  the prediction fits (:mod:`perfstudent.plan.torch_pruning`; the ``compare`` extra).
+
+A strategy that needs more than the problem and the scores says so in class
+variables: ``needs_saliency`` (Fisher scores, not the all-ones default),
+``needs_teacher`` (the trained teacher module, in :class:`StrategyInputs`) and
+``extra`` (the optional dependency set it needs, checked by :meth:`Strategy.check_available`
+before anything is loaded). :func:`default_strategy_names` are those without an extra:
+what an experiment compares unless its config says otherwise.
 """
 
 from __future__ import annotations
@@ -27,22 +37,36 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from perfstudent.errors import InputError
+from perfstudent.plan import torch_pruning
 from perfstudent.plan.knapsack import pareto_candidates, solve_mckp
 from perfstudent.plan.problem import PlanningProblem
 from perfstudent.students.widthspec import WidthSpec
+
+if TYPE_CHECKING:
+    from torch import nn
 
 Scores = dict[str, list[float]]
 
 
 @dataclass(frozen=True)
+class StrategyInputs:
+    """What a strategy may plan with besides the problem: the per-slot channel scores (Fisher,
+    or all ones) and the trained teacher (only for a strategy that ``needs_teacher``)."""
+
+    scores: Scores
+    teacher: nn.Module | None = None
+
+
+@dataclass(frozen=True)
 class Choice:
-    """What a strategy chose: a width per slot (and uniform's multiplier)."""
+    """What a strategy chose: a width per slot (and uniform's multiplier, Torch-Pruning's MACs)."""
 
     widths: dict[str, int]
     multiplier: float | None = None
+    macs: int | None = None
 
 
 class Strategy(ABC):
@@ -50,9 +74,15 @@ class Strategy(ABC):
 
     name: ClassVar[str]
     needs_saliency: ClassVar[bool] = False
+    needs_teacher: ClassVar[bool] = False
+    extra: ClassVar[str | None] = None  # the setup.cfg extra it needs (None: always available)
+
+    def check_available(self) -> None:
+        """Raise an InputError saying what to install if this strategy cannot run here."""
+        return None  # the built-in strategies need nothing beyond perfstudent's requirements
 
     @abstractmethod
-    def solve(self, problem: PlanningProblem, scores: Scores) -> Choice | None:
+    def solve(self, problem: PlanningProblem, inputs: StrategyInputs) -> Choice | None:
         """The widths this strategy chooses on ``problem``, or None if no student fits."""
 
 
@@ -69,6 +99,11 @@ def register_strategy(cls: type[Strategy]) -> type[Strategy]:
 
 def strategy_names() -> list[str]:
     return list(_STRATEGIES)
+
+
+def default_strategy_names() -> list[str]:
+    """The strategies that need no optional extra (an experiment's default comparison)."""
+    return [name for name, strategy in _STRATEGIES.items() if strategy.extra is None]
 
 
 def get_strategy(name: str) -> Strategy:
@@ -129,7 +164,7 @@ def plan_uniform(problem: PlanningProblem) -> tuple[dict[str, int], float] | Non
 class Perf(Strategy):
     name = "perf"
 
-    def solve(self, problem: PlanningProblem, scores: Scores) -> Choice | None:
+    def solve(self, problem: PlanningProblem, inputs: StrategyInputs) -> Choice | None:
         widths = plan_perf(problem)
         return None if widths is None else Choice(widths)
 
@@ -139,8 +174,8 @@ class Pruned(Strategy):
     name = "pruned"
     needs_saliency = True
 
-    def solve(self, problem: PlanningProblem, scores: Scores) -> Choice | None:
-        widths = plan_pruned(problem, scores)
+    def solve(self, problem: PlanningProblem, inputs: StrategyInputs) -> Choice | None:
+        widths = plan_pruned(problem, inputs.scores)
         return None if widths is None else Choice(widths)
 
 
@@ -148,6 +183,22 @@ class Pruned(Strategy):
 class Uniform(Strategy):
     name = "uniform"
 
-    def solve(self, problem: PlanningProblem, scores: Scores) -> Choice | None:
+    def solve(self, problem: PlanningProblem, inputs: StrategyInputs) -> Choice | None:
         found = plan_uniform(problem)
         return None if found is None else Choice(*found)
+
+
+@register_strategy
+class TorchPruning(Strategy):
+    name = "torch-pruning"
+    needs_teacher = True
+    extra = "compare"
+
+    def check_available(self) -> None:
+        torch_pruning.require()
+
+    def solve(self, problem: PlanningProblem, inputs: StrategyInputs) -> Choice | None:
+        if inputs.teacher is None:
+            raise InputError(f"strategy {self.name} needs the trained teacher")
+        found = torch_pruning.prune_teacher(problem, inputs.teacher)
+        return None if found is None else Choice(found.widths, macs=found.macs)
