@@ -81,9 +81,13 @@ BYTE_MUTATIONS: dict[str, Callable[[bytes, int, int], bytes]] = {
 
 
 def _garbage_cell(lut: Path, table: str, column: str, value: object) -> None:
-    with sqlite3.connect(lut) as conn:
-        conn.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = (SELECT min(rowid) FROM {table})",
-                     (value,))
+    conn = sqlite3.connect(lut)
+    try:  # closed here, so its write-ahead log is folded into the file before the hashes are taken
+        with conn:
+            conn.execute(f"UPDATE {table} SET {column} = ? WHERE rowid = (SELECT min(rowid) FROM {table})",
+                         (value,))
+    finally:
+        conn.close()
 
 
 def run_checked(args: list[str], files: list[Path]) -> None:
