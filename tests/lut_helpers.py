@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from perfstudent.blockshape import BlockShape, Chain
 from perfstudent.convshape import ConvShape
 from perfstudent.lut import Fingerprint
 from perfstudent.measurement import Measurement
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def fingerprint(threads: int = 1, **settings: Any) -> Fingerprint:
@@ -51,3 +59,32 @@ def fill_lut(table: Any, fp: Fingerprint, family: str, input_size: int, fixed_ms
         for w in sorted({1, *range(step, chain.block.full + 1, step), chain.block.full}):
             table.add(fp, chain.at(w), measurement(model.slot_ms(spec, slot, w)))
     table.set_overhead(fp, spec_context(spec), fixed_ms, {"points": []})
+
+
+def row_count(path: Path) -> int:
+    """Rows committed in the LUT at ``path`` so far (0 while it does not exist yet)."""
+    try:
+        conn = sqlite3.connect(path, timeout=5)
+    except sqlite3.Error:
+        return 0
+    try:
+        return int(conn.execute("SELECT COUNT(*) FROM rows").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+    finally:
+        conn.close()
+
+
+def profile_until(lut: Path, rows: int, stderr: int | None = subprocess.DEVNULL
+                  ) -> tuple[subprocess.Popen[bytes], list[str], dict[str, str]]:
+    """A real ``perfstudent profile`` of resnet20 at 8x8 (smoke protocol, coarse grid only) into
+    ``lut``, running, once it has committed ``rows`` rows: ``(process, command, env)``."""
+    cmd = [sys.executable, "-m", "perfstudent", "profile", "--family", "resnet20", "--input-size", "8",
+           "--protocol", "smoke", "--tolerance", "1", "--lut", str(lut)]
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    deadline = time.monotonic() + 120
+    while row_count(lut) < rows and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the sweep finished before it could be interrupted"
+    return proc, cmd, env

@@ -10,12 +10,8 @@ unsupported ONNX opsets name the supported range, and a Ctrl-C ends with exit
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +24,7 @@ from perfstudent.resources import cpu_count
 from perfstudent.students import full_spec
 from tests.cli_contract import fails_cleanly, one_line_error
 from tests.distill_helpers import snapshot
+from tests.lut_helpers import profile_until, row_count
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_ARGS = ["--data", "digits", "--train-limit", "96", "--test-limit", "48", "--batch-size", "32",
@@ -352,24 +349,9 @@ def test_experiment_ctrl_c_says_re_run(tmp_path: Path, monkeypatch: pytest.Monke
     one_line_error(result, 130, "interrupted; re-run the same command to continue")
 
 
-def _rows(path: Path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=5) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM rows").fetchone()[0])
-    except sqlite3.Error:
-        return 0
-
-
 def test_sigint_during_profile_exits_130_and_a_re_run_completes(tmp_path: Path) -> None:
     lut = tmp_path / "lut.sqlite"
-    cmd = [sys.executable, "-m", "perfstudent", "profile", "--family", "resnet20", "--input-size", "8",
-           "--protocol", "smoke", "--tolerance", "1", "--lut", str(lut)]
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while _rows(lut) < 10 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the sweep finished before it could be interrupted"
+    proc, cmd, env = profile_until(lut, 10, stderr=subprocess.PIPE)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     stderr = err.decode()
@@ -378,7 +360,7 @@ def test_sigint_during_profile_exits_130_and_a_re_run_completes(tmp_path: Path) 
     errors = [line for line in stderr.splitlines() if "error:" in line]
     assert len(errors) == 1 and errors[0].endswith("error: interrupted; re-run the same command "
                                                    "to continue"), stderr[-2000:]
-    kept = _rows(lut)
+    kept = row_count(lut)
     assert kept >= 10
     done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -9,27 +9,17 @@ exactly one row per chain.
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from perfstudent.blockshape import Chain
 from perfstudent.profiler.sweep import class_members, coarse_positions
 from perfstudent.students import full_spec, get_family
+from tests.lut_helpers import profile_until
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _count(path: Path) -> int:
-    try:
-        with sqlite3.connect(path, timeout=5) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM rows").fetchone()[0])
-    except sqlite3.Error:
-        return 0
 
 
 def _rows(path: Path) -> dict[str, str]:
@@ -51,14 +41,7 @@ def expected_chains() -> set[Chain]:
 
 def test_kill_9_then_resume(tmp_path: Path) -> None:
     lut = tmp_path / "lut.sqlite"
-    cmd = [sys.executable, "-m", "perfstudent", "profile", "--arch", "resnet20", "--input-size", "8",
-           "--protocol", "smoke", "--tolerance", "1", "--lut", str(lut)]
-    env = os.environ | {"PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while _count(lut) < 15 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the sweep finished before it could be killed"
+    proc, cmd, env = profile_until(lut, 15)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     before = _rows(lut)
