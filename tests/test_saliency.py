@@ -143,3 +143,27 @@ def test_file_sha256(tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(b"abc")
     assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_an_image_folder_is_read_at_the_teachers_size(tmp_path: Path) -> None:
+    """``saliency`` on an imagefolder teacher at 16 px reads the folder at 16 px (the folder's
+    own default is 32, which the teacher would refuse)."""
+    import numpy as np
+    from PIL import Image
+
+    from perfstudent import pipeline
+    from tests._rundirs import write_run
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for cls in ("a", "b"):
+            (tmp_path / "data" / split / cls).mkdir(parents=True)
+            for i in range(3):
+                Image.fromarray(rng.integers(0, 256, (24, 24, 3), dtype=np.uint8)).save(
+                    tmp_path / "data" / split / cls / f"{i}.png")
+    spec = full_spec("resnet20", 16, 3, 2)
+    teacher = write_run(tmp_path / "teacher", spec, acc=0.5, kind="train")
+    sal = pipeline.saliency(teacher, f"imagefolder:{tmp_path / 'data'}", batches=2, batch_size=3,
+                            progress=False)
+    assert (sal.input_size, sal.in_channels, sal.num_classes, sal.samples) == (16, 3, 2, 6)
+    sal.check_matches("resnet20", 16, get_family("resnet20").full_widths())

@@ -203,7 +203,8 @@ def saliency(teacher: Path, data: str, *, batches: int = 100, batch_size: int = 
         raise InputError("--batches and --batch-size must be at least 1")
     run = load_run(Path(teacher))
     spec = run.spec
-    bundle = load_dataset(data, data_dir=data_dir, seed=seed)
+    # an image folder is read at the teacher's size (the other datasets have their own)
+    bundle = load_dataset(data, data_dir=data_dir, seed=seed, input_size=spec.input_size)
     if (bundle.input_size, bundle.in_channels, bundle.num_classes) != (
             spec.input_size, spec.in_channels, spec.num_classes):
         raise InputError(
