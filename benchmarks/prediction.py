@@ -179,13 +179,14 @@ def repeat_step(workdir: Path, force: bool) -> dict[str, Any]:
     rows = []
     for i in (1, 2):
         lut = workdir / f"repeat{i}.sqlite"
-        lut.unlink(missing_ok=True)
+        if force:  # otherwise a sweep finished before a crash is kept (its re-run measures nothing)
+            lut.unlink(missing_ok=True)
         perfstudent("profile", "--arch", "resnet20", "--input-size", "32", *SETTINGS["ort-all"],
                     "--lut", str(lut), "--json")
         with LatencyTable.open(lut, create=False) as table:
             (fp,) = table.fingerprints()
             rows.append({c: m.ms for c, m in table.rows(fp).items()})
-    common = sorted(set(rows[0]) & set(rows[1]))
+    common = sorted(set(rows[0]) & set(rows[1]), key=lambda c: c.key())
     diffs = [abs(rows[0][c] / rows[1][c] - 1) for c in common]
     return save(name, {"common_rows": len(common), "within_3pct": float(np.mean(np.asarray(diffs) <= 0.03)),
                        "median_diff_pct": 100 * statistics.median(diffs),

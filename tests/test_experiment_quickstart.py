@@ -18,5 +18,8 @@ def test_defaults_validate(dataset: str, tmp_path: Path) -> None:
     assert cfg["model"]["family"] == "resnet20" and cfg["data"]["dataset"] == dataset
     assert 2 <= len(cfg["experiment"]["budgets"]) <= 3
     assert cfg["experiment"]["strategies"] == ["perf", "pruned", "uniform"]
+    # the sweep is not coarsened: a coarse LUT interpolates across the latency steps
+    assert cfg["profile"]["tolerance"] == validate({"experiment": {"budgets": [0.5]}}, "x", tmp_path)[
+        "profile"]["tolerance"]
     if dataset == "fashion-mnist":
         assert cfg["data"]["train_limit"] is not None  # a subset, to fit the time
