@@ -185,5 +185,8 @@ def test_plan_verify_measures_the_student(runner: CliRunner, tmp_path: Path,
     assert result.exit_code == 0, result.output
     verified = json.loads(out.read_text())["verified"]
     assert verified["measured_ms"] > 0 and verified["within_budget"] == (verified["measured_ms"] <= 1.0)
-    assert verified["protocol"] == "fast" and verified["measurement"]["samples"] >= 5
+    taken = verified["measurement"]  # the fast protocol's 5 rounds; samples the canary flags as
+    # taken in a slow phase are set aside (kept in slow_ms), so the kept count is not fixed
+    assert verified["protocol"] == "fast" and taken["samples"] >= 1
+    assert len(taken["samples_ms"]) + len(taken["slow_ms"]) >= 5
     assert "verify: measured" in result.output and "budget 1 ms" in result.output
