@@ -157,7 +157,7 @@ def test_killed_experiment_resumes_and_completes(tmp_path: Path) -> None:
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        assert _wait_for(lambda: _running(state, "distill/"), 300), "never reached a distill step"
+        assert _wait_for(lambda: _running(state, "distill/"), 600), "never reached a distill step"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
     finally:
