@@ -95,6 +95,11 @@ def check_artefacts(exp: Path, labels: tuple[str, ...] = ("x0.80", "x0.95")) -> 
             assert row["latency_ms"] == pytest.approx(run.summary.latency[KEY]["ms"])
             assert row["acc"] == pytest.approx(run.summary.final_test_acc)
     assert load_run(exp / "teacher").summary.latency[KEY]["ms"] > 0
+    # one measurement of every run, after all training (teacher + 3 strategies per budget)
+    assert set(points["run"].map(lambda r: load_run(Path(r)).summary.latency[KEY]
+                                 ["measured_together"])) == {len(points)}
+    assert state["measure"]["status"] == "done"
+    assert not [k for k in state if k.startswith("measure/")]
     for name in ("front.png", "front.svg", "front-summary.csv", "front-staircase.png"):
         assert (exp / "front" / name).stat().st_size > 0, name
     assert (exp / "front" / "front.png").read_bytes()[:4] == b"\x89PNG"

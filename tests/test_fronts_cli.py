@@ -79,6 +79,24 @@ def test_measures_and_stores_back(runs: list[Path], tmp_path: Path) -> None:
     assert set(stored) == {KEY, "local/onnxruntime/t2"}
     entry = stored["local/onnxruntime/t2"]
     assert entry["ms"] > 0 and entry["samples"] >= 3 and "fingerprint" in entry
+    assert entry["measured_together"] == 1
     points = pd.read_csv(tmp_path / "f.csv")
     assert points.loc[0, "latency_ms"] == pytest.approx(entry["ms"])
     assert bool(points.loc[0, "measured_now"])
+
+
+def test_runs_missing_a_latency_are_measured_together(runs: list[Path], tmp_path: Path) -> None:
+    """Two runs without a t2 entry: one interleaved measurement of both, the others untouched."""
+    before = (runs[0] / "summary.json").read_bytes()
+    kept = [json.loads((r / "summary.json").read_text())["latency"][KEY] for r in runs[1:3]]
+    result = CliRunner().invoke(cli, ["front", str(runs[1]), str(runs[2]), "--no-staircase",
+                                      "--out", str(tmp_path / "f.png"), "--threads", "2",
+                                      "--protocol", "fast"])
+    assert result.exit_code == 0, result.output
+    entries = [json.loads((r / "summary.json").read_text())["latency"] for r in runs[1:3]]
+    for stored, old in zip(entries, kept, strict=True):
+        assert stored["local/onnxruntime/t2"]["measured_together"] == 2
+        assert stored[KEY] == old  # the t1 entries are kept as they were
+    assert entries[0]["local/onnxruntime/t2"]["fingerprint"] == \
+        entries[1]["local/onnxruntime/t2"]["fingerprint"]
+    assert (runs[0] / "summary.json").read_bytes() == before

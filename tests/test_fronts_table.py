@@ -13,7 +13,7 @@ import pytest
 from perfstudent.fronts.collect import RunPoint, latency_key, series_of
 from perfstudent.fronts.plot import plot_front, plot_staircase
 from perfstudent.fronts.staircase import Staircase
-from perfstudent.fronts.table import aggregate, compare_at_budgets, fronts
+from perfstudent.fronts.table import aggregate, compare_at_budgets, fronts, paired_differences
 
 
 def point(series: str, budget: float | None, lat: float, acc: float, seed: int = 0) -> RunPoint:
@@ -95,3 +95,26 @@ def test_equal_latency_tolerates_two_percent() -> None:
     table = aggregate(frame)
     assert compare_at_budgets(table).iloc[0]["gain_vs_uniform_pct"] == pytest.approx(10.0)
     assert math.isnan(compare_at_budgets(table, tolerance=0.0).iloc[0]["gain_vs_uniform_pct"])
+
+
+def test_paired_differences_pair_by_budget_and_seed() -> None:
+    """perf minus pruned per (budget, seed), a t interval checked by hand, unpaired runs left out."""
+    rows = [point("perf", 2.0, 2.0, a, seed) for seed, a in enumerate([0.80, 0.84, 0.83])]
+    rows += [point("pruned", 2.0, 2.2, a, seed) for seed, a in enumerate([0.78, 0.80, 0.82])]
+    rows += [point("pruned", 2.0, 2.2, 0.10, 7),  # seed 7 has no perf partner
+             point("uniform", 2.0, 1.0, 0.70, 0), point("teacher", None, 8.0, 0.95)]
+    frame = pd.DataFrame([asdict(r) for r in rows])
+    frame["acc_pct"] = 100 * frame["acc"]
+    pairs = paired_differences(frame)
+    assert list(pairs["vs"]) == ["pruned", "uniform"]
+    pruned = pairs.iloc[0]
+    diffs = [2.0, 4.0, 1.0]
+    mean, sd = statistics.mean(diffs), statistics.stdev(diffs)
+    half = 4.302652729911275 * sd / math.sqrt(3)  # t(0.975, 2 degrees of freedom)
+    assert pruned["pairs"] == 3 and pruned["mean_diff_pct"] == pytest.approx(mean)
+    assert pruned["ci_low_pct"] == pytest.approx(mean - half)
+    assert pruned["ci_high_pct"] == pytest.approx(mean + half)
+    assert pruned["latency_ratio"] == pytest.approx(1.1)
+    uniform = pairs.iloc[1]  # one pair: a difference but no interval
+    assert uniform["pairs"] == 1 and uniform["mean_diff_pct"] == pytest.approx(10.0)
+    assert math.isnan(uniform["ci_low_pct"]) and math.isnan(uniform["ci_high_pct"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -40,7 +39,6 @@ def front(runs: tuple[Path, ...], device: str, backend: str, threads: int, lut: 
     """
     from perfstudent.cli.options import check_target_threads
     from perfstudent.fronts import make_front
-    from perfstudent.fronts.collect import measure_run
     from perfstudent.guards import check_output
     from perfstudent.profiler.measure import PROTOCOLS
 
@@ -51,12 +49,9 @@ def front(runs: tuple[Path, ...], device: str, backend: str, threads: int, lut: 
     if measure:  # runs measured now run here: --threads must fit the device
         check_target_threads(device, threads)
 
-    def measurer(run: Any, d: str, b: str, t: int) -> dict[str, Any]:
-        return measure_run(run, d, b, t, protocol=PROTOCOLS[protocol])
-
     result = make_front(list(runs), out, device=device, backend=backend, threads=threads,
                         lut=lut, measure=measure, staircase=staircase, slot=slot,
-                        measurer=measurer)
+                        protocol=PROTOCOLS[protocol])
     cols = ["series", "budget_ms", "n", "latency_ms", "acc_pct", "acc_std_pct", "on_front"]
     click.echo(result.table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for note in result.notes:

@@ -17,7 +17,7 @@ from perfstudent.distill.runs import load_run
 from perfstudent.distill.trainer import TrainConfig, run_training
 from perfstudent.errors import InputError
 from perfstudent.experiment.config import ExperimentConfig
-from perfstudent.fronts.collect import ensure_latency, latency_key, measure_run
+from perfstudent.fronts.collect import latency_key, measure_together
 from perfstudent.lut import LatencyTable, spec_context
 from perfstudent.pipeline import Target
 from perfstudent.pipeline import profile as run_profile
@@ -154,19 +154,20 @@ def clean_run(path: Path, resumable: bool) -> None:
         shutil.rmtree(path)
 
 
-def measure(ctx: Context, run_path: Path) -> None:
+def measure(ctx: Context, run_paths: list[Path]) -> None:
+    """Measure every run together, interleaved (:func:`measure_together`), after all training."""
     device, backend, threads = ctx.device
-
-    def measurer(run: Any, d: str, b: str, t: int) -> dict[str, Any]:
-        return measure_run(run, d, b, t, protocol=ctx.protocol())
-
-    ensure_latency(load_run(run_path), device, backend, threads, measurer=measurer)
+    measure_together(run_paths, device, backend, threads, protocol=ctx.protocol())
 
 
-def check_measured(ctx: Context, run_path: Path) -> str | None:
-    try:
-        run = load_run(run_path)
-    except InputError as exc:
-        return str(exc)
+def check_measured(ctx: Context, run_paths: list[Path]) -> str | None:
+    """Complete when every run holds a latency for the experiment's device."""
     key = latency_key(*ctx.device)
-    return None if key in run.summary.latency else f"{run_path} has no latency {key}"
+    for path in run_paths:
+        try:
+            run = load_run(path)
+        except InputError as exc:
+            return str(exc)
+        if key not in run.summary.latency:
+            return f"{path} has no latency {key}"
+    return None

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from perfstudent.experiment.actions import Context
 from perfstudent.experiment.engine import State
 from perfstudent.fronts import make_front
-from perfstudent.fronts.table import compare_at_budgets
+from perfstudent.fronts.table import compare_at_budgets, paired_differences
 from perfstudent.io import atomic_write_text
 
 if TYPE_CHECKING:
@@ -70,6 +70,32 @@ def _verdict(cmp: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _paired_section(points: pd.DataFrame) -> list[str]:
+    """The paired per-seed differences (perf minus each baseline at one budget and seed)."""
+    pairs = paired_differences(points)
+    if pairs.empty:
+        return []
+    lines = ["## Paired per-seed differences", "",
+             "perf top-1 minus the baseline's at the same budget and seed, in points: mean over "
+             "seeds and its 95% Student-t interval (– with one seed). `latency ratio` = the "
+             "baseline's measured latency over perf's (above 1: the baseline is slower).", "",
+             markdown_table(pairs.rename(columns={
+                 "budget_ms": "budget (ms)", "mean_diff_pct": "perf − baseline (points)",
+                 "ci_low_pct": "95% CI low", "ci_high_pct": "95% CI high",
+                 "latency_ratio": "latency ratio"})), ""]
+    tight = pairs[pairs["budget_ms"] == pairs["budget_ms"].min()]
+    for row in tight.itertuples():
+        if math.isnan(row.ci_low_pct):
+            continue
+        verdict = ("ahead beyond the seed spread" if row.ci_low_pct > 0 else
+                   "behind beyond the seed spread" if row.ci_high_pct < 0 else
+                   "not separable from the seed spread")
+        lines.append(f"- tightest budget ({row.budget_ms:.3g} ms), vs {row.vs}: "
+                     f"{row.mean_diff_pct:+.2f} points [{row.ci_low_pct:+.2f}, "
+                     f"{row.ci_high_pct:+.2f}]: {verdict}.")
+    return [*lines, ""]
+
+
 def write_report(ctx: Context, lay: Layout) -> None:
     """``report.md``: setup, the table, the comparison at equal latency, figures, step times."""
     import pandas as pd
@@ -91,6 +117,7 @@ def write_report(ctx: Context, lay: Layout) -> None:
                   "`gain_vs_S` = perf top-1 minus the best top-1 strategy S reaches within perf's "
                   "measured latency + 2% (its Pareto front read as a step function); – = S has "
                   "nothing that fast.", "", markdown_table(cmp), "", *_verdict(cmp), ""]
+        parts += _paired_section(pd.read_csv(lay.front.with_suffix(".csv")))
     parts += ["## Figures", "", "![front](front/front.png)", ""]
     if lay.front.with_name("front-staircase.png").is_file():
         parts += ["![staircase](front/front-staircase.png)", ""]

@@ -131,7 +131,6 @@ def _student_steps(ctx: act.Context, lay: Layout) -> list[Step]:
                               _bind(pl.check_plan, path, s),
                               deps=("budgets", "saliency", "teacher"),
                               clean=_bind_clean(_rm_unless_resumable, path)))
-    device = dict(cfg["device"], lut=str(ctx.lut))
     runs = [(s, label, seed) for seed in exp["seeds"] for label in _labels(cfg)
             for s in exp["strategies"]]
     for s, label, seed in runs:
@@ -142,13 +141,6 @@ def _student_steps(ctx: act.Context, lay: Layout) -> list[Step]:
                                 plan=lay.plan(s, label), teacher=lay.teacher),
                           _bind(act.check_run, run, dist["epochs"]),
                           deps=(plan, "teacher"), clean=_bind_clean(act.clean_run, run)))
-    # All measurements after all training, back to back: on a shared machine the load
-    # drifts over minutes, and runs compared at equal latency should see the same load.
-    for s, label, seed in runs:
-        run = lay.run(s, label, seed)
-        steps.append(Step(f"measure/{s}/{label}/s{seed}", {"device": device},
-                          _bind(act.measure, ctx, run), _bind(act.check_measured, ctx, run),
-                          deps=(f"distill/{s}/{label}/s{seed}",)))
     return steps
 
 
@@ -167,17 +159,19 @@ def _rm_unless_resumable(path: Path, _resumable: bool) -> None:
 def build_steps(ctx: act.Context, lay: Layout) -> list[Step]:
     """Every step of the experiment, in execution order."""
 
-    device = dict(ctx.config["device"], lut=str(ctx.lut))
+    cfg = ctx.config
+    device = dict(cfg["device"], lut=str(ctx.lut))
     steps = _head_steps(ctx, lay) + _student_steps(ctx, lay)
-    steps.append(Step("measure/teacher", {"device": device}, lambda: act.measure(ctx, lay.teacher),
-                      lambda: act.check_measured(ctx, lay.teacher), deps=("teacher",)))
-    measured = tuple(s.id for s in steps if s.id.startswith("measure/"))
-    runs = [lay.teacher] + [lay.run(s, b, n) for n in ctx.config["experiment"]["seeds"]
-                            for b in _labels(ctx.config)
-                            for s in ctx.config["experiment"]["strategies"]]
-    steps.append(Step("front", {"front": ctx.config["front"]},
+    runs = [lay.teacher] + [lay.run(s, b, n) for n in cfg["experiment"]["seeds"]
+                            for b in _labels(cfg) for s in cfg["experiment"]["strategies"]]
+    # One measurement of every run after all training, interleaved: on a shared machine a
+    # slow phase can last minutes, and runs compared at equal latency must see the same one.
+    trained = tuple(s.id for s in steps if s.id == "teacher" or s.id.startswith("distill/"))
+    steps.append(Step("measure", {"device": device}, lambda: act.measure(ctx, runs),
+                      lambda: act.check_measured(ctx, runs), deps=trained))
+    steps.append(Step("front", {"front": cfg["front"]},
                       lambda: report.front(ctx, runs, lay.front),
-                      lambda: report.check_front(lay.front), deps=measured))
+                      lambda: report.check_front(lay.front), deps=("measure",)))
     steps.append(Step("report", {}, lambda: report.write_report(ctx, lay),
                       lambda: None if lay.report.is_file() else f"{lay.report} missing",
                       deps=("front",)))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from perfstudent.fronts.collect import RunPoint, collect_points, ensure_latency, latency_key
+from perfstudent.fronts.collect import RunPoint, collect_points, latency_key, measure_together
 from perfstudent.fronts.front import FrontResult, make_front
 from perfstudent.fronts.pareto import front_at, pareto_front, pareto_mask, step_xy
-from perfstudent.fronts.table import aggregate, compare_at_budgets, fronts
+from perfstudent.fronts.table import aggregate, compare_at_budgets, fronts, paired_differences
 
 __all__ = [
     "FrontResult",
@@ -13,11 +13,12 @@ __all__ = [
     "aggregate",
     "collect_points",
     "compare_at_budgets",
-    "ensure_latency",
     "front_at",
     "fronts",
     "latency_key",
     "make_front",
+    "measure_together",
+    "paired_differences",
     "pareto_front",
     "pareto_mask",
     "step_xy",

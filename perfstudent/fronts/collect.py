@@ -11,7 +11,8 @@ back into the run (``run.update_summary``, atomic), so the next front is free.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,6 @@ from perfstudent.lut import Fingerprint
 from perfstudent.plan.strategies import strategy_names
 from perfstudent.profiler.backends import get_backend
 from perfstudent.profiler.devices import get_device
-from perfstudent.profiler.measure import measure_spec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -83,18 +83,35 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-Measurer = Callable[[Any, str, str, int], dict[str, Any]]
+def measure_together(run_paths: Sequence[Path], device: str, backend: str, threads: int,
+                     protocol: TimingProtocol | None = None) -> list[dict[str, Any]]:
+    """Measure the runs' trained networks together and store each entry (replacing old ones).
 
+    One backend prepares every network once and times them all in interleaved rounds
+    (``Backend.measure``): a slow phase of a shared machine (seconds to minutes here) then
+    hits every run alike instead of the few measured during it, so the runs' ratios hold
+    even where absolute times drift. Each entry records how many runs shared the
+    measurement (``measured_together``). Nothing is stored unless every run was measured.
+    """
 
-def measure_run(run: Any, device: str, backend: str, threads: int,
-                protocol: TimingProtocol | None = None) -> dict[str, Any]:
-    """Measure ``run``'s trained network end to end; a ``Measurement`` dict + ``fingerprint``."""
+    from perfstudent.measurement import TimingProtocol
 
-    measurement = measure_spec(run.spec, device=device, backend=backend, threads=threads,
-                               model=run.model("best"), protocol=protocol)
-    entry = measurement.to_dict()
-    entry["fingerprint"] = fingerprint_of(device, backend, threads).to_dict()
-    return entry
+    runs = [load_run(Path(p)) for p in run_paths]
+    if not runs:
+        raise InputError("no run directories given")
+    instance = get_backend(backend, get_device(device), threads)
+    try:
+        fingerprint = Fingerprint.for_backend(instance).to_dict()
+        items = [instance.prepare_model(run.spec, run.model("best")) for run in runs]
+        measured = instance.measure(items, protocol or TimingProtocol())
+    finally:
+        instance.close()
+    key, entries = latency_key(device, backend, threads), []
+    for run, measurement in zip(runs, measured, strict=True):
+        entry = dict(measurement.to_dict(), fingerprint=fingerprint, measured_together=len(runs))
+        run.update_summary(latency=dict(run.summary.latency, **{key: entry}))
+        entries.append(entry)
+    return entries
 
 
 def fingerprint_of(device: str, backend: str, threads: int) -> Fingerprint:
@@ -106,25 +123,11 @@ def fingerprint_of(device: str, backend: str, threads: int) -> Fingerprint:
         instance.close()
 
 
-def ensure_latency(run: Any, device: str, backend: str, threads: int, *, measure: bool = True,
-                   measurer: Measurer | None = None) -> tuple[dict[str, Any], bool]:
-    """The run's stored latency entry for the key, measuring and storing it if absent.
-
-    Returns ``(entry, measured_now)``. With ``measure=False`` a missing entry
-    is an :class:`InputError` naming the command that fills it.
-    """
-    key = latency_key(device, backend, threads)
-    stored = dict(run.summary.latency)
-    if key in stored:
-        return stored[key], False
-    if not measure:
-        raise InputError(f"run {run.path} has no latency for {key}; run "
-                         f"`perfstudent front {run.path} --device {device} --backend {backend} "
-                         f"--threads {threads}` (without --no-measure) to measure it")
-    entry = (measurer or measure_run)(run, device, backend, threads)
-    stored[key] = entry
-    run.update_summary(latency=stored)
-    return entry, True
+def missing_latency(run: Any, device: str, backend: str, threads: int) -> InputError:
+    """The error for a run without a latency for the key, naming the command that fills it."""
+    return InputError(f"run {run.path} has no latency for {latency_key(device, backend, threads)}; "
+                      f"run `perfstudent front {run.path} --device {device} --backend {backend} "
+                      f"--threads {threads}` (without --no-measure) to measure it")
 
 
 def run_point(run: Any, entry: dict[str, Any], measured_now: bool) -> RunPoint:
@@ -147,25 +150,29 @@ def run_point(run: Any, entry: dict[str, Any], measured_now: bool) -> RunPoint:
 
 def collect_points(run_paths: Sequence[Path], device: str = "local",
                    backend: str = "onnxruntime", threads: int = 1, *, measure: bool = True,
-                   progress: bool = True, measurer: Measurer | None = None) -> pd.DataFrame:
-    """One row per run (:class:`RunPoint` fields), measuring missing latencies.
+                   protocol: TimingProtocol | None = None, progress: bool = True) -> pd.DataFrame:
+    """One row per run (:class:`RunPoint` fields); the runs without a stored latency for the
+    key are measured now, all together (:func:`measure_together`), and stored back.
 
-    Raises :class:`InputError` for a path that is not a valid run directory.
+    Raises :class:`InputError` for a path that is not a valid run directory, and for a
+    missing latency with ``measure=False``.
     """
     import pandas as pd
-    from tqdm import tqdm
-
 
     if not run_paths:
         raise InputError("no run directories given")
+    key = latency_key(device, backend, threads)
     runs = [load_run(Path(p)) for p in run_paths]
-    rows = []
-    bar = tqdm(runs, desc="runs", unit="run", disable=not progress, leave=False)
-    for run in bar:
-        bar.set_postfix_str(Path(run.path).name)
-        entry, now = ensure_latency(run, device, backend, threads, measure=measure,
-                                    measurer=measurer)
-        rows.append(asdict(run_point(run, entry, now)))
+    missing = [run for run in runs if key not in run.summary.latency]
+    if missing and not measure:
+        raise missing_latency(missing[0], device, backend, threads)
+    if missing:
+        if progress:
+            print(f"measuring {len(missing)} run(s) together on {key}", file=sys.stderr)
+        measure_together([Path(r.path) for r in missing], device, backend, threads, protocol)
+        runs = [load_run(Path(r.path)) if r in missing else r for r in runs]
+    fresh = {str(r.path) for r in missing}
+    rows = [asdict(run_point(run, run.summary.latency[key], str(run.path) in fresh)) for run in runs]
     frame = pd.DataFrame(rows)
     frame["acc_pct"] = 100.0 * frame["acc"]
     return frame

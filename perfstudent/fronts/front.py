@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from perfstudent.errors import InputError
-from perfstudent.fronts.collect import Measurer, collect_points, fingerprint_of, latency_key
+from perfstudent.fronts.collect import collect_points, fingerprint_of, latency_key
 from perfstudent.fronts.plot import plot_front, plot_staircase
 from perfstudent.fronts.staircase import pick_slot, plan_choices, plans_of_runs, slot_staircase
 from perfstudent.fronts.table import aggregate
@@ -17,6 +17,8 @@ from perfstudent.students import WidthSpec, full_spec
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from perfstudent.measurement import TimingProtocol
 
 
 @dataclass
@@ -41,7 +43,7 @@ def _outputs(out: Path) -> tuple[Path, Path, Path]:
 def make_front(run_paths: list[Path], out: Path, *, device: str = "local",
                backend: str = "onnxruntime", threads: int = 1, lut: Path | None = None,
                measure: bool = True, staircase: bool = True, slot: str | None = None,
-               progress: bool = True, measurer: Measurer | None = None) -> FrontResult:
+               progress: bool = True, protocol: TimingProtocol | None = None) -> FrontResult:
     """Collect ``run_paths``, measure missing latencies, write the front and its CSV.
 
     Files: ``out`` as PNG and SVG, ``out`` with ``.csv`` (one row per run) and
@@ -50,7 +52,7 @@ def make_front(run_paths: list[Path], out: Path, *, device: str = "local",
     """
     out, csv, stair_out = _outputs(out)
     points = collect_points(run_paths, device, backend, threads, measure=measure,
-                            progress=progress, measurer=measurer)
+                            protocol=protocol, progress=progress)
     table = aggregate(points)
     result = FrontResult(points, table)
     atomic_write_text(csv, points.to_csv(index=False))

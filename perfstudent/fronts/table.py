@@ -84,3 +84,43 @@ def compare_at_budgets(table: pd.DataFrame, reference: str = "perf",
                 front, row["latency_ms"] * (1 + tolerance))
         rows.append(out)
     return pd.DataFrame(rows)
+
+
+def paired_differences(points: pd.DataFrame, reference: str = "perf",
+                       confidence: float = 0.95) -> pd.DataFrame:
+    """``reference`` minus each other strategy in top-1, paired by budget and seed.
+
+    Two students of one budget and one seed differ only in the strategy that chose
+    their widths (same data order, augmentation draws and teacher), so the per-seed
+    difference cancels the seed's own luck. Per (budget, strategy): ``n`` pairs, the
+    mean difference in points, its Student-t interval at ``confidence``
+    (``mean ± t_{(1+c)/2, n-1} · sd / √n``; ``nan`` with fewer than 2 pairs), and the
+    strategy's measured latency over the reference's (mean of the pairs' ratios):
+    equal budgets need not mean equal measured latency.
+    """
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    planned = points[points["budget_ms"].notna() & points["seed"].notna()]
+    ref = planned[planned["series"] == reference].set_index(["budget_ms", "seed"])
+    rows = []
+    for (budget, series), sub in planned.groupby(["budget_ms", "series"], sort=True):
+        if series in (reference, TEACHER):
+            continue
+        pairs = [(ref.loc[(budget, r.seed)], r) for r in sub.itertuples()
+                 if (budget, r.seed) in ref.index]
+        diffs = np.array([a["acc_pct"] - b.acc_pct for a, b in pairs], dtype=float)
+        ratios = [b.latency_ms / a["latency_ms"] for a, b in pairs]
+        n = len(diffs)
+        mean = float(diffs.mean()) if n else math.nan
+        half = math.nan
+        if n >= 2:
+            half = float(stats.t.ppf((1 + confidence) / 2, n - 1) * diffs.std(ddof=1) / math.sqrt(n))
+        rows.append({"budget_ms": budget, "vs": series, "pairs": n, "mean_diff_pct": mean,
+                     "ci_low_pct": mean - half, "ci_high_pct": mean + half,
+                     "latency_ratio": float(np.mean(ratios)) if ratios else math.nan})
+    order = {name: i for i, name in enumerate(series_order([r["vs"] for r in rows]))}
+    rows.sort(key=lambda r: (r["budget_ms"], order[r["vs"]]))
+    return pd.DataFrame(rows, columns=["budget_ms", "vs", "pairs", "mean_diff_pct", "ci_low_pct",
+                                       "ci_high_pct", "latency_ratio"])
