@@ -126,6 +126,8 @@ def toml(sections: dict[str, dict[str, object]]) -> str:
     ("model", "family", "resnet7", "unknown family 'resnet7'"),
     ("train", "teacher", "missing-run", "missing-run"),
     ("experiment", "budgets", ["1us"], "is below the smallest"),
+    ("train", "threads", 100000, "[train] threads 100000 is more than the"),
+    ("distill", "threads", 100000, "[distill] threads 100000 is more than the"),
 ])
 def test_a_bad_rerun_leaves_a_finished_experiment_as_it_was(lut: Path, tmp_path: Path, section: str,
                                                             key: str, value: object,

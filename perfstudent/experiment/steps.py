@@ -32,6 +32,7 @@ from perfstudent.experiment.engine import Step, StepOutcome, run_steps
 from perfstudent.guards import check_output_dir
 from perfstudent.io import read_json, write_json
 from perfstudent.plan.strategies import get_strategy
+from perfstudent.resources import check_threads
 
 
 @dataclass(frozen=True)
@@ -203,11 +204,14 @@ def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True
 
 def preflight(ctx: act.Context, teacher: Path) -> None:
     """Check what can be checked before the first write: the device, backend and family exist,
-    every strategy can run here (its optional extra is installed), a reused teacher is a run
-    of the family fit for the data, and the budgets fit the LUT when it already holds the
-    family (a fresh LUT is checked by the budgets step, after profiling)."""
+    the training threads fit this machine, every strategy can run here (its optional extra is
+    installed), a reused teacher is a run of the family fit for the data, and the budgets fit
+    the LUT when it already holds the family (a fresh LUT is checked by the budgets step, after profiling)."""
     ctx.target().make_backend().close()
     ctx.full_spec()
+    for section in ("train", "distill"):  # else refused only when that step starts, maybe hours in
+        if ctx.config[section]["threads"] is not None:
+            check_threads(ctx.config[section]["threads"], f"[{section}] threads")
     for strategy in ctx.config["experiment"]["strategies"]:
         get_strategy(strategy).check_available()  # e.g. torch-pruning without its extra
     if ctx.config["train"]["teacher"] is not None:
