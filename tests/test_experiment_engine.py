@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from perfstudent.errors import PerfStudentError
+from perfstudent.errors import InputError, PerfStudentError
 from perfstudent.experiment.engine import Step, run_steps
 
 
@@ -120,3 +120,23 @@ def test_steps_no_longer_configured_leave_the_state(tmp_path: Path) -> None:
     steps = chain.steps()[:2]
     run_steps(steps, tmp_path / "state.json", progress=False)
     assert list(json.loads((tmp_path / "state.json").read_text())["steps"]) == ["a", "b"]
+
+
+def test_redo_runs_a_finished_step_from_scratch_and_what_follows(tmp_path: Path) -> None:
+    chain = Chain(tmp_path)
+    chain.run()
+    chain.calls.clear()
+    chain.cleaned.clear()
+    run_steps(chain.steps(), tmp_path / "state.json", progress=False, redo=["b"])
+    assert chain.calls == ["b", "c"]  # a untouched; c follows b through its digest
+    assert ("b", False) in chain.cleaned  # from scratch: not offered to resume
+    assert chain.run() == []  # and then finished again
+
+
+def test_redo_of_an_unknown_step_is_refused_before_anything_runs(tmp_path: Path) -> None:
+    chain = Chain(tmp_path)
+    chain.run()
+    before = (tmp_path / "state.json").read_bytes()
+    with pytest.raises(InputError, match="'measure' matches no step; steps: a, b, c"):
+        run_steps(chain.steps(), tmp_path / "state.json", progress=False, redo=["measure"])
+    assert (tmp_path / "state.json").read_bytes() == before

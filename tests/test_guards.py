@@ -158,3 +158,16 @@ def test_deep_nesting_is_refused_in_one_line(tmp_path: Path, lut: Path) -> None:
     toml.write_text("x = " + "[" * 5_000 + "]" * 5_000 + "\n")
     fails_cleanly(["experiment", "--config", str(toml)], "nests deeper")
     assert not (tmp_path / "p.json").exists()
+
+
+def test_redo_of_an_unknown_step_exits_2_and_touches_nothing(lut: Path, tmp_path: Path) -> None:
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "state.json").write_text(json.dumps({"finished": True}))
+    config = tmp_path / "EXP.toml"
+    config.write_text(toml({"experiment": {"budgets": [0.8]}, "device": {"lut": str(lut)},
+                            "data": {"dataset": "digits"}}))
+    before = sha(exp / "state.json")
+    fails_cleanly(["experiment", "--config", str(config), "--out", str(exp), "--redo", "mesure"],
+                  "--redo 'mesure' matches no step; steps: profile, teacher, saliency", keep=[lut])
+    assert sha(exp / "state.json") == before

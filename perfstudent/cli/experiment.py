@@ -31,23 +31,28 @@ def _finish(out: Path, outcomes: list[StepOutcome]) -> None:
               help="Experiment TOML (see examples/).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Experiment directory (default: [experiment] out, else NAME next to the config).")
-def experiment(config_path: Path, out: Path | None) -> None:
+@click.option("--redo", multiple=True, metavar="STEP",
+              help="Run this step again even if finished (a step id or its first parts: measure, "
+                   "distill/perf); what depends on it follows. Repeatable.")
+def experiment(config_path: Path, out: Path | None, redo: tuple[str, ...]) -> None:
     """Run the paper's comparison end to end; re-running resumes and skips finished steps.
 
     Profile (if the LUT lacks rows) -> teacher -> saliency -> for each budget x
-    strategy x seed: plan -> distill (AT) -> measure -> front and report.md.
+    strategy: plan -> for each seed: distill (AT) -> one measurement of every run
+    together -> front and report.md.
 
     \b
     Example:
       perfstudent experiment --config examples/quick.toml
       perfstudent experiment --config examples/fashion-mnist.toml --out exp-fmnist
+      perfstudent experiment --config examples/quick.toml --redo measure   # on a quiet machine
     """
     from perfstudent.experiment import load_config, run_experiment
 
     config = load_config(config_path)
     name = config["experiment"]["name"]
     out = out or config.path("experiment", "out") or config.base_dir / name
-    _finish(out, run_experiment(config, out, log=lambda m: click.echo(m, err=True)))
+    _finish(out, run_experiment(config, out, log=lambda m: click.echo(m, err=True), redo=redo))
 
 
 @cli.command()

@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from perfstudent.errors import PerfStudentError
+from perfstudent.errors import InputError, PerfStudentError
 from perfstudent.records import Record
 
 STATE_SCHEMA = "perfstudent.experiment-state/1"
@@ -108,10 +108,10 @@ def digest_of(step: Step, state: State) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _run_one(step: Step, state: State, path: Path, digest: str) -> float:
+def _run_one(step: Step, state: State, path: Path, digest: str, *, fresh: bool = False) -> float:
     if step.clean is not None:
         old = state.steps.get(step.id)
-        step.clean(old is not None and old.digest == digest)
+        step.clean(not fresh and old is not None and old.digest == digest)
     state.mark(path, step.id, status="running", digest=digest, started=_now(), finished=None)
     start = time.perf_counter()
     step.action()
@@ -124,14 +124,35 @@ def _run_one(step: Step, state: State, path: Path, digest: str) -> float:
     return seconds
 
 
+def matches(step_id: str, names: Collection[str]) -> bool:
+    """Is ``step_id`` one of ``names`` or under one (``distill`` matches ``distill/perf/x0.5/s0``)?"""
+    return any(step_id == n or step_id.startswith(n.rstrip("/") + "/") for n in names)
+
+
+def check_redo(ids: Sequence[str], redo: Collection[str]) -> None:
+    """InputError for a ``redo`` name that matches no step, listing the names that do."""
+    unknown = [n for n in redo if not any(matches(i, [n]) for i in ids)]
+    if unknown:
+        groups = ", ".join(dict.fromkeys(i.split("/")[0] for i in ids))
+        raise InputError(f"--redo {unknown[0]!r} matches no step; steps: {groups} "
+                         f"(or a full id such as {ids[-1]!r})")
+
+
 def run_steps(steps: Sequence[Step], state_path: Path, *, progress: bool = True,
-              log: Callable[[str], None] | None = None) -> list[StepOutcome]:
-    """Run ``steps`` in order, skipping finished ones (see the module docstring)."""
+              log: Callable[[str], None] | None = None,
+              redo: Collection[str] = ()) -> list[StepOutcome]:
+    """Run ``steps`` in order, skipping finished ones (see the module docstring).
+
+    ``redo``: step ids (or their first parts: ``measure``, ``distill/perf``) to run again
+    from scratch even when finished; the steps downstream of them follow through their
+    digests (a re-run step's finish time changes).
+    """
     from tqdm import tqdm
 
     ids = [s.id for s in steps]
     if len(set(ids)) != len(ids):
         raise ValueError("duplicate step ids")
+    check_redo(ids, redo)
     state = State.read(state_path)
     stale = [k for k in state.steps if k not in ids]
     if stale:  # steps of an earlier configuration (e.g. a budget since removed)
@@ -143,7 +164,8 @@ def run_steps(steps: Sequence[Step], state_path: Path, *, progress: bool = True,
     for step in bar:
         bar.set_postfix_str(step.id)
         digest = digest_of(step, state)
-        valid = step.check() is None
+        fresh = matches(step.id, redo)
+        valid = not fresh and step.check() is None
         if valid and (state.is_done(step.id, digest) or step.reuse_valid_output):
             if not state.is_done(step.id, digest):
                 state.mark(state_path, step.id, status="done", digest=digest, started=None,
@@ -152,6 +174,7 @@ def run_steps(steps: Sequence[Step], state_path: Path, *, progress: bool = True,
             continue
         if log:
             log(f"running {step.id}")
-        outcomes.append(StepOutcome(step.id, True, _run_one(step, state, state_path, digest)))
+        seconds = _run_one(step, state, state_path, digest, fresh=fresh)
+        outcomes.append(StepOutcome(step.id, True, seconds))
     bar.close()
     return outcomes

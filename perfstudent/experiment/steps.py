@@ -16,7 +16,7 @@ Layout of an experiment directory::
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from perfstudent.experiment import planning as pl
 from perfstudent.experiment import report
 from perfstudent.experiment.budgets import budget_label
 from perfstudent.experiment.config import ExperimentConfig
-from perfstudent.experiment.engine import Step, StepOutcome, run_steps
+from perfstudent.experiment.engine import Step, StepOutcome, check_redo, run_steps
 from perfstudent.guards import check_output_dir
 from perfstudent.io import read_json, write_json
 from perfstudent.plan.strategies import get_strategy
@@ -180,7 +180,7 @@ def build_steps(ctx: act.Context, lay: Layout) -> list[Step]:
 
 
 def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True,
-                   log: Any = None) -> list[StepOutcome]:
+                   log: Any = None, redo: Sequence[str] = ()) -> list[StepOutcome]:
     """Run (or resume) the experiment of ``config`` in directory ``out``.
 
     Everything is checked before anything is written (:func:`preflight`): a
@@ -190,6 +190,8 @@ def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True
     size, channels, classes = act.dataset_dims(config)
     ctx = act.Context(config, out, config.path("device", "lut"), size, channels, classes, progress)
     teacher = config.path("train", "teacher") or out / "teacher"
+    lay = Layout(out, teacher)
+    check_redo([s.id for s in build_steps(ctx, lay)], redo)
     preflight(ctx, teacher)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -198,8 +200,8 @@ def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True
     resolved = out / "config.json"
     if not resolved.is_file() or read_json(resolved, "experiment config") != config.to_dict():
         write_json(resolved, config.to_dict())  # only when it changed: a re-run touches nothing
-    return run_steps(build_steps(ctx, Layout(out, teacher)), out / "state.json",
-                     progress=progress, log=log)
+    return run_steps(build_steps(ctx, lay), out / "state.json", progress=progress, log=log,
+                     redo=redo)
 
 
 def preflight(ctx: act.Context, teacher: Path) -> None:
