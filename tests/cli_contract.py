@@ -8,6 +8,7 @@ with ``code=1``, a failure that is not the user's input).
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,3 +33,16 @@ def fails_cleanly(args: list[str], match: str = "", keep: Iterable[Path | None] 
     line = one_line_error(CliRunner().invoke(cli, args), 2, match)
     assert {p: p.read_bytes() for p in before} == before, "a file that was good was changed"
     return line
+
+
+def ctrl_c_as_at_a_terminal() -> None:
+    """``preexec_fn`` for a child a test will Ctrl-C: SIGINT and SIGQUIT back to their defaults.
+
+    A job started in the background by a shell without job control (``cmd &`` in a script,
+    as CI runners and nohup do) inherits SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler (our servers, likewise, keep a signal ignored at entry
+    ignored, as ``nohup`` asks). The tests of what Ctrl-C does need the terminal's
+    defaults whatever ran the suite.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)

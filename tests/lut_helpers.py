@@ -14,6 +14,7 @@ from perfstudent.blockshape import BlockShape, Chain
 from perfstudent.convshape import ConvShape
 from perfstudent.lut import Fingerprint
 from perfstudent.measurement import Measurement
+from tests.cli_contract import ctrl_c_as_at_a_terminal
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +83,8 @@ def profile_until(lut: Path, rows: int, stderr: int | None = subprocess.DEVNULL
     cmd = [sys.executable, "-m", "perfstudent", "profile", "--family", "resnet20", "--input-size", "8",
            "--protocol", "smoke", "--tolerance", "1", "--lut", str(lut)]
     env = os.environ | {"PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr,
+                            preexec_fn=ctrl_c_as_at_a_terminal)
     deadline = time.monotonic() + 120
     while row_count(lut) < rows and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

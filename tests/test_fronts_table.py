@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from perfstudent.fronts.collect import RunPoint, latency_key, series_of
-from perfstudent.fronts.plot import plot_front, plot_staircase
+from perfstudent.fronts.plot import STYLE, plot_front, plot_staircase, style_of
 from perfstudent.fronts.staircase import Staircase
 from perfstudent.fronts.table import aggregate, compare_at_budgets, fronts, paired_differences
 
@@ -118,3 +118,14 @@ def test_paired_differences_pair_by_budget_and_seed() -> None:
     uniform = pairs.iloc[1]  # one pair: a difference but no interval
     assert uniform["pairs"] == 1 and uniform["mean_diff_pct"] == pytest.approx(10.0)
     assert math.isnan(uniform["ci_low_pct"]) and math.isnan(uniform["ci_high_pct"])
+
+
+def test_every_strategy_keeps_one_style_in_every_figure() -> None:
+    """The staircase numbers series in its own order; a strategy's colour must not depend on it."""
+    from perfstudent.plan.strategies import strategy_names
+
+    for name in strategy_names():
+        assert name in STYLE, name
+        assert {style_of(name, i) for i in range(5)} == {STYLE[name]}
+    fixed = {colour for colour, _marker in STYLE.values()}
+    assert not fixed & {style_of("someone else", i)[0] for i in range(10)}

@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from perfstudent.cli import cli
-from tests.cli_contract import fails_cleanly, one_line_error
+from tests.cli_contract import ctrl_c_as_at_a_terminal, fails_cleanly, one_line_error
 from tests.rpc_servers import free_port
 
 pytest.importorskip("tvm")
@@ -60,7 +60,8 @@ def spawned(*args: str, stderr: Path) -> Iterator[subprocess.Popen[bytes]]:
     env = os.environ | {"PYTHONPATH": str(ROOT)}
     with stderr.open("wb") as err:
         proc = subprocess.Popen([sys.executable, "-m", "perfstudent", *args], start_new_session=True,
-                                env=env, stdout=subprocess.DEVNULL, stderr=err)
+                                env=env, stdout=subprocess.DEVNULL, stderr=err,
+                                preexec_fn=ctrl_c_as_at_a_terminal)
     try:
         yield proc
     finally:

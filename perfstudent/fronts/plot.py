@@ -23,9 +23,10 @@ if TYPE_CHECKING:
 
     from perfstudent.fronts.staircase import Staircase
 
+#: Every registered strategy and the teacher keep one style across the front and the staircase.
 STYLE = {"perf": ("C0", "o"), "pruned": ("C1", "s"), "uniform": ("C2", "^"),
-         TEACHER: ("black", "*")}
-_EXTRA = ["C3", "C4", "C5", "C6", "C7", "C8", "C9"]
+         "torch-pruning": ("C6", "D"), TEACHER: ("black", "*")}
+_EXTRA = ["C3", "C4", "C5", "C7", "C8", "C9"]
 
 
 def style_of(series: str, index: int) -> tuple[str, str]:
