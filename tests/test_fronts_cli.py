@@ -100,3 +100,14 @@ def test_runs_missing_a_latency_are_measured_together(runs: list[Path], tmp_path
     assert entries[0]["local/onnxruntime/t2"]["fingerprint"] == \
         entries[1]["local/onnxruntime/t2"]["fingerprint"]
     assert (runs[0] / "summary.json").read_bytes() == before
+
+
+def test_runs_that_cannot_fit_together_are_refused_before_any_is_built(
+        runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("perfstudent.resources.available_memory", lambda: 1000)
+    before = [(r / "summary.json").read_bytes() for r in runs[1:3]]
+    result = CliRunner().invoke(cli, ["front", str(runs[1]), str(runs[2]), "--no-staircase",
+                                      "--out", str(tmp_path / "f.png"), "--threads", "2"])
+    assert result.exit_code == 2, result.output
+    assert "measuring 2 runs together needs at least" in result.output
+    assert [(r / "summary.json").read_bytes() for r in runs[1:3]] == before

@@ -24,6 +24,8 @@ from perfstudent.lut import Fingerprint
 from perfstudent.plan.strategies import strategy_names
 from perfstudent.profiler.backends import get_backend
 from perfstudent.profiler.devices import get_device
+from perfstudent.resources import check_memory
+from perfstudent.students.memory import memory_bytes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -99,6 +101,8 @@ def measure_together(run_paths: Sequence[Path], device: str, backend: str, threa
     runs = [load_run(Path(p)) for p in run_paths]
     if not runs:
         raise InputError("no run directories given")
+    # every network is held at once, each with its own buffers: refuse before building any
+    check_memory(sum(memory_bytes(run.spec) for run in runs), f"measuring {len(runs)} runs together")
     instance = get_backend(backend, get_device(device), threads)
     try:
         fingerprint = Fingerprint.for_backend(instance).to_dict()
