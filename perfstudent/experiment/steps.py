@@ -190,8 +190,8 @@ def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True
     size, channels, classes = act.dataset_dims(config)
     ctx = act.Context(config, out, config.path("device", "lut"), size, channels, classes, progress)
     teacher = config.path("train", "teacher") or out / "teacher"
-    lay = Layout(out, teacher)
-    check_redo([s.id for s in build_steps(ctx, lay)], redo)
+    steps = build_steps(ctx, Layout(out, teacher))
+    check_redo([s.id for s in steps], redo)
     preflight(ctx, teacher)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -200,8 +200,7 @@ def run_experiment(config: ExperimentConfig, out: Path, *, progress: bool = True
     resolved = out / "config.json"
     if not resolved.is_file() or read_json(resolved, "experiment config") != config.to_dict():
         write_json(resolved, config.to_dict())  # only when it changed: a re-run touches nothing
-    return run_steps(build_steps(ctx, lay), out / "state.json", progress=progress, log=log,
-                     redo=redo)
+    return run_steps(steps, out / "state.json", progress=progress, log=log, redo=redo)
 
 
 def preflight(ctx: act.Context, teacher: Path) -> None:

@@ -170,13 +170,15 @@ def collect_points(run_paths: Sequence[Path], device: str = "local",
     missing = [run for run in runs if key not in run.summary.latency]
     if missing and not measure:
         raise missing_latency(missing[0], device, backend, threads)
-    if missing:
-        if progress:
-            print(f"measuring {len(missing)} run(s) together on {key}", file=sys.stderr)
-        measure_together([Path(r.path) for r in missing], device, backend, threads, protocol)
-        runs = [load_run(Path(r.path)) if r in missing else r for r in runs]
-    fresh = {str(r.path) for r in missing}
-    rows = [asdict(run_point(run, run.summary.latency[key], str(run.path) in fresh)) for run in runs]
+    if missing and progress:
+        print(f"measuring {len(missing)} run(s) together on {key}", file=sys.stderr)
+    fresh: dict[str, dict[str, Any]] = {}
+    if missing:  # the entries just stored: no run is read twice
+        entries = measure_together([Path(r.path) for r in missing], device, backend, threads,
+                                   protocol)
+        fresh = {str(r.path): e for r, e in zip(missing, entries, strict=True)}
+    rows = [asdict(run_point(run, fresh.get(str(run.path)) or run.summary.latency[key],
+                             str(run.path) in fresh)) for run in runs]
     frame = pd.DataFrame(rows)
     frame["acc_pct"] = 100.0 * frame["acc"]
     return frame
