@@ -36,7 +36,7 @@ def synthetic_lut(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         return MODEL
 
     monkeypatch.setattr(pipeline, "open_view", fake_open)
-    monkeypatch.setattr(pipeline, "residuals", lambda target, lut, spec: [])
+    monkeypatch.setattr(pipeline, "residuals", lambda target, lut, spec: ([], None))
     return calls
 
 
@@ -133,6 +133,38 @@ def test_margin_auto_reads_the_residuals_lut_validate_stored(runner: CliRunner, 
     fixed = runner.invoke(cli, ["plan", "--budget", "1ms", "--arch", "resnet20", "--input-size", "8",
                                 "--lut", str(lut), "--margin", "0", "--out", str(out)])
     assert fixed.exit_code == 0 and json.loads(out.read_text())["margin_ms"] == 0.0
+
+
+def test_margin_auto_of_a_strategy_whose_own_plans_measured_high(runner: CliRunner,
+                                                                  tmp_path: Path) -> None:
+    """Stored kinds: perf's own validated plans measured +20% over prediction, the random students
+    at most +2%: perf plans with the +20% bound, uniform (its plans no worse) with the plain one."""
+    from perfstudent.lut import Fingerprint, LatencyTable, spec_context
+    from perfstudent.plan.planner import conformal_margin
+    from perfstudent.profiler.backends import get_backend
+    from perfstudent.profiler.devices import get_device
+    from tests.lut_helpers import fill_lut
+
+    lut = tmp_path / "l.sqlite"
+    fp = Fingerprint.for_backend(get_backend("onnxruntime", get_device("local"), 1))
+    randoms = [0.001 * i - 0.02 for i in range(40)]  # -2% .. +1.9%
+    residuals = [*randoms, 0.2, 0.15, 0.0, -0.01]
+    kinds = ["stage"] * 40 + ["plan-perf", "plan-perf", "plan-uniform", "plan-uniform"]
+    with LatencyTable.open(lut) as table:
+        fill_lut(table, fp, "resnet20", 8)
+        table.add_validation(fp, spec_context(full_spec("resnet20", 8)),
+                             {"residuals": residuals, "kinds": kinds})
+    margins = {}
+    for strategy in ("perf", "uniform"):
+        out = tmp_path / f"{strategy}.json"
+        result = runner.invoke(cli, ["plan", "--budget", "1ms", "--arch", "resnet20", "--input-size", "8",
+                                     "--strategy", strategy, "--lut", str(lut), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        margins[strategy] = json.loads(out.read_text())
+    assert margins["perf"]["margin_ms"] == pytest.approx(0.2 / 1.2)
+    assert "perf's own plans" in margins["perf"]["margin_note"]
+    assert margins["uniform"]["margin_ms"] == pytest.approx(conformal_margin(residuals, 1.0)[0])
+    assert margins["uniform"]["margin_ms"] < margins["perf"]["margin_ms"]
 
 
 def test_saliency_bad_input(runner: CliRunner, tmp_path: Path) -> None:

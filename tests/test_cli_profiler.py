@@ -73,6 +73,7 @@ def test_measure_and_validate(lut: Path, tmp_path: Path) -> None:
         stored = table.validations(fp, {"family": "resnet20", "input_size": 8, "in_channels": 3,
                                         "num_classes": 10, "batch": 1})
     assert len(stored[-1]["residuals"]) == summary["samples"]
+    assert stored[-1]["kinds"] == [s["kind"] for s in report["students"]]  # plan --margin auto reads them
     text = CliRunner().invoke(cli, ["lut", "validate", "--arch", "resnet20", "--input-size", "8",
                                     "--samples", "4", "--protocol", "smoke", "--no-plans",
                                     "--predictors", "lut,macs", "--estimator", "min",

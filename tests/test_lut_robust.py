@@ -207,6 +207,7 @@ CELLS = [
     ("overheads", "context", "resnet20", "bad context (Expecting value", ALL),
     ("validations", "data", "{]", "bad data (Expecting property name", ("plan",)),
     ("validations", "data", '{"residuals": ["a lot"]}', "bad data (residuals", ("plan",)),
+    ("validations", "data", '{"residuals": [0.1], "kinds": [1]}', "bad data (kinds", ("plan",)),
     ("sweeps", "context", "garbage", "bad context (Expecting value", ("show",)),
     ("sweeps", "context", '{"input_size": 8}', "bad context (not text: None)", ("show",)),
     ("sweeps", "shapes", "many", "bad shapes (not an integer: 'many')", ("show",)),

@@ -84,7 +84,8 @@ def saliency(teacher: Path, data: str, data_dir: Path | None, batches: int, batc
               help="Teacher run directory (from perfstudent train): what torch-pruning prunes.")
 @click.option("--margin", default="auto", show_default=True,
               help="Plan this far below the budget: a duration (0, 50us) or auto, a conformal bound "
-                   "from the residuals `lut validate` stored, so 95% of plans measure within budget.")
+                   "from the residuals `lut validate` stored, so 95% of plans measure within budget "
+                   "(the larger of the bound over every student and over this strategy's own plans).")
 @click.option("--verify", is_flag=True, help="Measure the planned student end to end.")
 @click.option("--protocol", "protocol_name", type=click.Choice(["default", "fast", "careful"]),
               default="default", show_default=True, help="Timing protocol of --verify.")

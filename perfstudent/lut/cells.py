@@ -162,6 +162,10 @@ def validation_data(cell: Any) -> dict[str, Any]:
     residuals = data.get("residuals", [])
     if not isinstance(residuals, list) or not all(is_number(r) for r in residuals):
         raise ValueError("residuals is not a list of numbers")
+    kinds = data.get("kinds")
+    if kinds is not None and (not isinstance(kinds, list) or len(kinds) != len(residuals)
+                              or not all(isinstance(k, str) for k in kinds)):
+        raise ValueError("kinds is not a list of strings, one per residual")
     return data
 
 

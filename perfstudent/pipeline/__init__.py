@@ -24,7 +24,7 @@ from perfstudent.lut import Fingerprint, LatencyTable, LatencyView, spec_context
 from perfstudent.measurement import Measurement, TimingProtocol
 from perfstudent.plan.enhance import Tolerance
 from perfstudent.plan.enhance import enhance as enhance_student
-from perfstudent.plan.planner import Plan, conformal_margin, make_plan
+from perfstudent.plan.planner import Plan, make_plan, plan_margin
 from perfstudent.plan.saliency import Saliency, fisher_saliency, teacher_identity
 from perfstudent.plan.strategies import get_strategy
 from perfstudent.profiler.backends import Backend, get_backend
@@ -77,11 +77,15 @@ def open_view(target: Target, lut: Path | None) -> LatencyView:
         return target.view(table)
 
 
-def residuals(target: Target, lut: Path | None, spec: WidthSpec) -> list[float]:
-    """The residuals of the last ``lut validate`` of ``spec``'s context (none if never validated)."""
+def residuals(target: Target, lut: Path | None, spec: WidthSpec) -> tuple[list[float], list[str] | None]:
+    """The residuals of the last ``lut validate`` of ``spec``'s context and each one's student
+    kind (none if never validated; kinds None if that validation did not store them)."""
     with LatencyTable.open(lut, create=False) as table:
         found = table.validations(target.fingerprint(), spec_context(spec))
-    return list(found[-1].get("residuals", [])) if found else []
+    if not found:
+        return [], None
+    kinds = found[-1].get("kinds")
+    return list(found[-1].get("residuals", [])), list(kinds) if kinds is not None else None
 
 
 # -- profile ------------------------------------------------------------------------------
@@ -141,7 +145,7 @@ def plan(target: Target, lut: Path | None, strategy: str, budget_ms: float, base
     view = open_view(target, lut)
     note = None
     if margin_ms is None:
-        margin_ms, note = conformal_margin(residuals(target, lut, base), budget_ms)
+        margin_ms, note = plan_margin(*residuals(target, lut, base), strategy, budget_ms)
     result = make_plan(strategy, budget_ms, view, base, saliency, margin_ms,
                        device=target.device, backend=target.backend, threads=target.threads,
                        teacher=model)

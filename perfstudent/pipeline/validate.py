@@ -317,6 +317,7 @@ def validate_lut(target: Target, lut: Path | None, base: WidthSpec, samples: int
     try:
         with LatencyTable.open(lut, create=False, readonly=False) as table:
             table.add_validation(fp, spec_context(base), {"residuals": report.residuals(),
+                                                          "kinds": report.kinds,
                                                           "estimator": report.estimator,
                                                           "summary": report.summary()})
     except InputError:
