@@ -147,3 +147,15 @@ def test_merge_conflict_leaves_lut_intact(lut: Path, tmp_path: Path) -> None:
 
 def test_measure_needs_one_input() -> None:
     fails_cleanly(["measure"], match="exactly one of --spec or --plan")
+
+
+def test_validate_that_cannot_fit_in_memory_is_refused_before_anything_is_built(
+        lut: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("perfstudent.resources.available_memory", lambda: 1000)
+    before = lut.read_bytes()
+    result = CliRunner().invoke(cli, ["lut", "validate", "--arch", "resnet20", "--input-size", "8",
+                                      "--samples", "4", "--protocol", "smoke", "--lut", str(lut)])
+    assert result.exit_code == 2, result.output
+    assert "validating" in result.output and "needs at least" in result.output
+    assert "Traceback" not in result.output
+    assert lut.read_bytes() == before  # no residuals stored

@@ -51,7 +51,9 @@ from perfstudent.plan.planner import InfeasibleBudget, make_plan
 from perfstudent.plan.problem import build_problem
 from perfstudent.plan.strategies import get_strategy, strategy_names
 from perfstudent.records import Record
+from perfstudent.resources import check_memory
 from perfstudent.students import network_layers
+from perfstudent.students.memory import memory_bytes
 from perfstudent.students.sampling import KINDS, sample_students, uniform_student
 
 if TYPE_CHECKING:
@@ -238,6 +240,13 @@ def _passes(backend: Backend, groups: list[list[Any]], protocol: TimingProtocol,
     return passes[0], passes[1]
 
 
+def _shape_bytes(shape: ConvShape) -> int:
+    """One layer timed alone: its input, output and weights, float32 (a lower bound)."""
+    weights = (shape.cin // shape.groups) * shape.kernel ** 2 * shape.cout
+    return 4 * shape.batch * (shape.cin * shape.height * shape.width
+                              + shape.cout * shape.out_height * shape.out_width) + 4 * weights
+
+
 def _joined(a: Measurement, b: Measurement) -> float:
     both = Measurement(a.samples_ms + b.samples_ms, a.estimator, a.inner)
     return both.ms
@@ -259,6 +268,9 @@ def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
         shapes = list(dict.fromkeys(layer.shape for _, s in students for layer in network_layers(s)))
     then = _sweep_networks(view, base)
     specs = [s for _, s in students] + calibration + [s for s, _ in then]
+    # every network and layer is prepared before the first pass: refuse before building any
+    check_memory(sum(memory_bytes(s) for s in specs) + sum(_shape_bytes(sh) for sh in shapes),
+                 f"validating {len(specs)} networks and {len(shapes)} layers together")
     size = protocol.group
     groups = [[backend.prepare_model(s) for s in specs[i:i + size]] for i in range(0, len(specs), size)]
     groups += [[backend.prepare_shape(sh) for sh in shapes[i:i + size]]
