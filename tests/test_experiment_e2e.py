@@ -105,6 +105,10 @@ def check_artefacts(exp: Path, labels: tuple[str, ...] = ("x0.80", "x0.95")) -> 
     assert (exp / "front" / "front.png").read_bytes()[:4] == b"\x89PNG"
     report = (exp / "report.md").read_text()
     assert "| perf |" in report and "front/front.png" in report
+    entry = load_run(exp / "teacher").summary.latency[KEY]
+    assert (f"every run measured together in one interleaved measurement ({KEY}, timing protocol "
+            f"fast), started {entry['measured_at']}; 1-minute load average "
+            f"{entry['load_before']} before, {entry['load_after']} after.") in report
 
 
 def snapshot(root: Path) -> dict[str, int]:

@@ -80,6 +80,9 @@ def test_measures_and_stores_back(runs: list[Path], tmp_path: Path) -> None:
     entry = stored["local/onnxruntime/t2"]
     assert entry["ms"] > 0 and entry["samples"] >= 3 and "fingerprint" in entry
     assert entry["measured_together"] == 1
+    from datetime import datetime
+    assert datetime.fromisoformat(entry["measured_at"]).tzinfo is not None  # UTC, said so
+    assert entry["load_before"] >= 0 and entry["load_after"] >= 0
     points = pd.read_csv(tmp_path / "f.csv")
     assert points.loc[0, "latency_ms"] == pytest.approx(entry["ms"])
     assert bool(points.loc[0, "measured_now"])

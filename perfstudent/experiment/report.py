@@ -6,9 +6,11 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from perfstudent.distill.runs import load_run
 from perfstudent.experiment.actions import Context
 from perfstudent.experiment.engine import State
 from perfstudent.fronts import make_front
+from perfstudent.fronts.collect import latency_key
 from perfstudent.fronts.table import compare_at_budgets, paired_differences
 from perfstudent.io import atomic_write_text
 
@@ -96,7 +98,22 @@ def _paired_section(points: pd.DataFrame) -> list[str]:
     return [*lines, ""]
 
 
-def write_report(ctx: Context, lay: Layout) -> None:
+def measurement_note(ctx: Context, runs: list[Path]) -> str:
+    """When and under what load the runs' latencies were taken (what their entries record)."""
+    key = latency_key(*ctx.device)
+    entries = [load_run(path).summary.latency.get(key, {}) for path in runs]
+    moments = {(e.get("measured_at"), e.get("load_before"), e.get("load_after")) for e in entries}
+    protocol = ctx.config["device"]["protocol"]
+    if len(moments) != 1 or None in next(iter(moments)):
+        return (f"Latency: {key}, timing protocol {protocol}; the runs were not measured in one "
+                "recorded measurement (`--redo measure` measures them together again).")
+    when, before, after = next(iter(moments))
+    return (f"Latency: every run measured together in one interleaved measurement ({key}, timing "
+            f"protocol {protocol}), started {when}; 1-minute load average {before} before, "
+            f"{after} after.")
+
+
+def write_report(ctx: Context, lay: Layout, runs: list[Path]) -> None:
     """``report.md``: setup, the table, the comparison at equal latency, figures, step times."""
     import pandas as pd
 
@@ -109,7 +126,7 @@ def write_report(ctx: Context, lay: Layout) -> None:
              f"end to end on {device} / {backend} / {threads} thread(s). Students distilled with "
              f"attention transfer (beta {cfg['distill']['beta']}), {cfg['distill']['epochs']} "
              f"epochs; teacher {cfg['train']['epochs'] if cfg['train']['teacher'] is None else 'reused'}"
-             f" epochs; seeds {cfg['experiment']['seeds']}.", "",
+             f" epochs; seeds {cfg['experiment']['seeds']}.", "", measurement_note(ctx, runs), "",
              "## Results (means over seeds)", "", markdown_table(result_table(summary)), ""]
     if "perf" in set(summary["series"]):
         cmp = compare_at_budgets(summary)

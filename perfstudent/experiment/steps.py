@@ -173,7 +173,7 @@ def build_steps(ctx: act.Context, lay: Layout) -> list[Step]:
     steps.append(Step("front", {"front": cfg["front"]},
                       lambda: report.front(ctx, runs, lay.front),
                       lambda: report.check_front(lay.front), deps=("measure",)))
-    steps.append(Step("report", {}, lambda: report.write_report(ctx, lay),
+    steps.append(Step("report", {}, lambda: report.write_report(ctx, lay, runs),
                       lambda: None if lay.report.is_file() else f"{lay.report} missing",
                       deps=("front",)))
     return steps

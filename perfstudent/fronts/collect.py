@@ -11,9 +11,11 @@ back into the run (``run.update_summary``, atomic), so the next front is free.
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,7 +95,9 @@ def measure_together(run_paths: Sequence[Path], device: str, backend: str, threa
     (``Backend.measure``): a slow phase of a shared machine (seconds to minutes here) then
     hits every run alike instead of the few measured during it, so the runs' ratios hold
     even where absolute times drift. Each entry records how many runs shared the
-    measurement (``measured_together``). Nothing is stored unless every run was measured.
+    measurement (``measured_together``), when it started (``measured_at``, UTC) and the
+    1-minute load average before and after (``load_before``, ``load_after``). Nothing is
+    stored unless every run was measured.
     """
 
     from perfstudent.measurement import TimingProtocol
@@ -107,15 +111,27 @@ def measure_together(run_paths: Sequence[Path], device: str, backend: str, threa
     try:
         fingerprint = Fingerprint.for_backend(instance).to_dict()
         items = [instance.prepare_model(run.spec, run.model("best")) for run in runs]
+        when, load_before = datetime.now(timezone.utc).isoformat(timespec="seconds"), _load()
         measured = instance.measure(items, protocol or TimingProtocol())
     finally:
         instance.close()
+    # when and under what load: a latency figure means little without them
+    conditions = {"measured_at": when, "load_before": load_before, "load_after": _load()}
     key, entries = latency_key(device, backend, threads), []
     for run, measurement in zip(runs, measured, strict=True):
-        entry = dict(measurement.to_dict(), fingerprint=fingerprint, measured_together=len(runs))
+        entry = dict(measurement.to_dict(), fingerprint=fingerprint, measured_together=len(runs),
+                     **conditions)
         run.update_summary(latency=dict(run.summary.latency, **{key: entry}))
         entries.append(entry)
     return entries
+
+
+def _load() -> float | None:
+    """The 1-minute load average (None where the OS has none)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
 
 
 def fingerprint_of(device: str, backend: str, threads: int) -> Fingerprint:
