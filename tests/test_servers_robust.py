@@ -28,6 +28,7 @@ from tests.rpc_servers import free_port
 
 pytest.importorskip("tvm")
 
+from perfstudent.profiler.proctree import POLL_S, start_guardian
 from perfstudent.profiler.remote import connect_tracker, server_count, tracker_listening
 from tests import rpc_servers
 
@@ -100,6 +101,40 @@ def test_tracker_sigterm_to_the_parent_ends_its_worker(tmp_path: Path) -> None:
         assert_ended_whole(proc, port, 128 + signal.SIGTERM)
     text = err.read_text()
     assert "Traceback" not in text and "stopped by SIGTERM" in text
+
+
+def test_tracker_sigkill_to_the_parent_ends_its_worker(tmp_path: Path) -> None:
+    """``kill -9 PID``: the parent runs no clean-up, its guardian ends TVM's worker."""
+    port = free_port()
+    with spawned("tracker", "--port", str(port), stderr=tmp_path / "stderr") as proc:
+        wait_for(lambda: tracker_listening("127.0.0.1", port, 1.0), "tracker listening", proc)
+        assert len(group_alive(proc.pid)) >= 3  # the parent, TVM's worker, the guardian
+        os.kill(proc.pid, signal.SIGKILL)  # the parent only
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+        deadline = time.monotonic() + GONE_WITHIN_S + POLL_S
+        while (group_alive(proc.pid) or accepts(port)) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert group_alive(proc.pid) == [], "TVM's worker (or the guardian) outlived the parent"
+        assert not accepts(port), f"something still listens on {port}"
+
+
+def test_a_guardian_ends_its_trees_when_its_parent_is_gone_and_not_before() -> None:
+    """The guardian alone, with a sleeping process as the tree: nothing happens while the parent
+    (this test process) runs; a guardian whose parent is gone ends the tree and exits."""
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    guardian = start_guardian([sleeper.pid])
+    try:
+        time.sleep(3 * POLL_S)
+        assert sleeper.poll() is None and guardian.poll() is None  # the parent is alive
+        # a guardian started for a parent that is not its parent acts at once
+        orphaned = subprocess.Popen([sys.executable, "-m", "perfstudent.profiler.proctree", "1",
+                                     str(sleeper.pid)], env=os.environ | {"PYTHONPATH": str(ROOT)})
+        assert orphaned.wait(timeout=30) == 0
+        assert sleeper.wait(timeout=GONE_WITHIN_S) == -signal.SIGTERM
+    finally:
+        for p in (sleeper, guardian):
+            p.kill()
+            p.wait()
 
 
 def test_tracker_ctrl_c_to_the_group_exits_130_in_one_line(tmp_path: Path) -> None:

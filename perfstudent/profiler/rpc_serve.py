@@ -15,28 +15,25 @@ parent is signalled. Here the workers start with SIGINT ignored (so Ctrl-C at
 a terminal, which reaches the whole foreground group, reaches only this
 process), and SIGTERM, SIGINT and SIGHUP end every process this one started,
 children and their children, before it returns (and no other child of this process).
+Killed outright (SIGKILL), it runs no code: a guardian process
+(:mod:`perfstudent.profiler.proctree`) then ends the worker and its sessions.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import re
 import signal
 import socket
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from perfstudent.errors import InputError, PerfStudentError
+from perfstudent.profiler.proctree import children, end_tree, start_guardian
 from perfstudent.profiler.remote import parse_tracker, tracker_listening
 
 LOOPBACK = "127.0.0.1"
-#: How long the processes this one started have to end after SIGTERM before SIGKILL.
-GRACE_S = 2.0
-
 
 def serve(tracker: str, key: str, host: str = LOOPBACK, port: int = 9090,
           port_end: int = 9199, custom_addr: str | None = None,
@@ -168,7 +165,7 @@ def _run_until_signalled(start: Callable[[], Any], what: str, where: str,
     stops: list[int] = []
     handle: Any = None
     # only what this call starts is ended (a caller's other children are none of its business)
-    children_before = set(_children(os.getpid()))
+    children_before = set(children(os.getpid()))
 
     def _raise_stop(signum: int, _frame: Any) -> None:
         if not stops:  # only the first: a second signal must not cut the clean-up short
@@ -188,6 +185,8 @@ def _run_until_signalled(start: Callable[[], Any], what: str, where: str,
             handle = start()
         except (OSError, ValueError, RuntimeError, ChildProcessError) as exc:
             raise InputError(f"cannot start the {what} on {where}: {_last_line(exc)}") from None
+        # killed outright (SIGKILL), this process runs no clean-up: its guardian ends the worker
+        start_guardian([pid for pid in children(os.getpid()) if pid not in children_before])
         if signal.SIGINT in watched:
             signal.signal(signal.SIGINT, _raise_stop)
         if announce is not None:
@@ -201,7 +200,7 @@ def _run_until_signalled(start: Callable[[], Any], what: str, where: str,
     finally:
         for s in _STOP_SIGNALS:
             signal.signal(s, signal.SIG_IGN)
-        end_tree([pid for pid in _children(os.getpid()) if pid not in children_before])
+        end_tree([pid for pid in children(os.getpid()) if pid not in children_before])
         if handle is not None and handle.proc is not None:
             handle.proc.kill()  # reaps it; and TVM's __del__ finds nothing left to stop
             handle.proc = None
@@ -214,82 +213,3 @@ def _last_line(exc: BaseException) -> str:
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[-1] if lines else type(exc).__name__
     return re.sub(r"^[A-Za-z_][\w.]*(Error|Exception): ", "", text)
-
-
-def end_tree(roots: list[int], grace_s: float = GRACE_S) -> None:
-    """SIGTERM ``roots`` and every process below them, SIGKILL what is left after ``grace_s``.
-
-    The whole tree is listed first, so a grandchild whose parent ends first is not
-    missed; those of them that are this process's children are reaped.
-    """
-    pids = [p for root in roots for p in (root, *_children(root, recursive=True))]
-    for pid in reversed(pids):  # the leaves first, so their parents may reap them
-        _signal(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
-        _reap(pids)
-        time.sleep(0.05)
-    for pid in pids:
-        if _alive(pid):
-            _signal(pid, signal.SIGKILL)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
-        _reap(pids)
-        time.sleep(0.05)
-    _reap(pids)
-
-
-def _children(pid: int, recursive: bool = False) -> list[int]:
-    """The processes whose parent is ``pid`` (``recursive``: and theirs, parents first)."""
-    try:
-        import psutil
-    except ImportError:
-        return _proc_children(pid, recursive)
-    with contextlib.suppress(psutil.Error):
-        return [p.pid for p in psutil.Process(pid).children(recursive=recursive)]
-    return []
-
-
-def _proc_children(root: int, recursive: bool) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            stat = (entry / "stat").read_text()
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    if not recursive:
-        return children.get(root, [])
-    out: list[int] = []
-    todo = [root]
-    while todo:
-        for child in children.get(todo.pop(0), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def _signal(pid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signum)
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` runs (a zombie, ended but not yet reaped, counts as ended)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return state not in ("Z", "X")
-
-
-def _reap(pids: list[int]) -> None:
-    """Reap those of ``pids`` that are this process's children and have ended (TVM's worker)."""
-    for pid in pids:
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
