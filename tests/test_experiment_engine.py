@@ -140,3 +140,34 @@ def test_redo_of_an_unknown_step_is_refused_before_anything_runs(tmp_path: Path)
     with pytest.raises(InputError, match="'measure' matches no step; steps: a, b, c"):
         run_steps(chain.steps(), tmp_path / "state.json", progress=False, redo=["measure"])
     assert (tmp_path / "state.json").read_bytes() == before
+
+
+def test_time_left_goes_by_the_steps_of_each_kind_that_ran() -> None:
+    """The ETA of what is left: each pending step at the mean of its kind's finished steps that
+    ran (reused and unfinished ones say nothing about duration); kinds never timed are counted."""
+    from perfstudent.experiment.engine import State, StepState, format_eta, time_left
+
+    state = State({
+        "teacher": StepState("done", seconds=1500.0),
+        "distill/perf/x0.5/s0": StepState("done", seconds=400.0),
+        "distill/pruned/x0.5/s0": StepState("done", seconds=500.0),
+        "distill/uniform/x0.5/s0": StepState("running"),
+        "profile": StepState("done", seconds=0.0, reused=True),
+        "plan/perf/x0.5": StepState("done", seconds=2.0, reused=True),
+    })
+    pending = ["distill/uniform/x0.5/s0", "distill/perf/x0.5/s1", "measure", "report"]
+    seconds, unknown = time_left(pending, state)
+    assert seconds == pytest.approx(2 * 450.0) and unknown == 2
+    assert format_eta(seconds, unknown) == "ETA >= 15m"
+    assert format_eta(3 * 3600 + 7 * 60 + 40, 0) == "ETA 3h08m"
+    assert format_eta(0.0, 3) == "ETA ?" and format_eta(0.0, 0) == "ETA 0m"
+
+
+def test_the_progress_bar_shows_the_eta_of_the_steps_left(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    chain = Chain(tmp_path)
+    chain.run()
+    chain.params["b"] = 2  # b and c run again; a is skipped
+    run_steps(chain.steps(), tmp_path / "state.json", progress=True)
+    err = capsys.readouterr().err
+    assert "a, ETA" in err and "b, ETA" in err and "c, ETA" in err

@@ -138,6 +138,49 @@ def check_redo(ids: Sequence[str], redo: Collection[str]) -> None:
                          f"(or a full id such as {ids[-1]!r})")
 
 
+def fresh_or_unfinished(step_id: str, state: State, redo: Collection[str]) -> bool:
+    """Will the step (probably) run: asked to be redone, or not recorded done?"""
+    entry = state.steps.get(step_id)
+    return matches(step_id, redo) or entry is None or entry.status != "done"
+
+
+def step_kind(step_id: str) -> str:
+    """What a step does, the first part of its id (``distill`` for ``distill/perf/x0.5/s0``)."""
+    return step_id.split("/")[0]
+
+
+def time_left(pending: Sequence[str], state: State) -> tuple[float, int]:
+    """``(seconds, unknown)``: what the ``pending`` steps should take, each the mean duration
+    of the finished steps of its kind that ran (not reused; earlier sessions count), and how
+    many of them have no such step to go by.
+
+    A step count is no clock here: a resumed experiment skips its finished steps in an
+    instant, so a rate over steps (tqdm's own ETA) would promise minutes for hours of
+    training.
+    """
+    spent: dict[str, list[float]] = {}
+    for sid, entry in state.steps.items():
+        if entry.status == "done" and not entry.reused and entry.seconds:
+            spent.setdefault(step_kind(sid), []).append(entry.seconds)
+    seconds, unknown = 0.0, 0
+    for sid in pending:
+        known = spent.get(step_kind(sid))
+        if known:
+            seconds += sum(known) / len(known)
+        else:
+            unknown += 1
+    return seconds, unknown
+
+
+def format_eta(seconds: float, unknown: int) -> str:
+    """``ETA 5h12m``; ``ETA >= 5h12m`` when some steps have nothing to go by; ``ETA ?``."""
+    if unknown and not seconds:
+        return "ETA ?"
+    minutes = round(seconds / 60)
+    text = f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+    return f"ETA {'>= ' if unknown else ''}{text}"
+
+
 def run_steps(steps: Sequence[Step], state_path: Path, *, progress: bool = True,
               log: Callable[[str], None] | None = None,
               redo: Collection[str] = ()) -> list[StepOutcome]:
@@ -160,9 +203,11 @@ def run_steps(steps: Sequence[Step], state_path: Path, *, progress: bool = True,
             del state.steps[key]
         state.save(state_path)
     outcomes = []
-    bar = tqdm(steps, desc="experiment", unit="step", disable=not progress)
-    for step in bar:
-        bar.set_postfix_str(step.id)
+    bar = tqdm(steps, desc="experiment", unit="step", disable=not progress,
+               bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+    for index, step in enumerate(bar):
+        pending = [s.id for s in steps[index:] if fresh_or_unfinished(s.id, state, redo)]
+        bar.set_postfix_str(f"{step.id}, {format_eta(*time_left(pending, state))}")
         digest = digest_of(step, state)
         fresh = matches(step.id, redo)
         valid = not fresh and step.check() is None
