@@ -64,7 +64,7 @@ def test_measure_and_validate(lut: Path, tmp_path: Path) -> None:
     summary = report["summary"]
     assert summary["samples"] == len(report["students"]) >= 6
     assert {s["kind"] for s in report["students"]} >= {"uniform", "stage", "few-full", "plan-perf"}
-    for name in ("lut", "isolated", "macs", "noise_floor"):
+    for name in ("lut", "lut, unsmoothed", "isolated", "macs", "noise_floor"):
         assert 0 <= summary[name]["within_5pct"] <= summary[name]["within_10pct"] <= 1
     from perfstudent.lut import LatencyTable
 

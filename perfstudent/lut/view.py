@@ -36,6 +36,16 @@ there is none (no extrapolation).
 cost is monotone on ``[a, b]`` within the class; the adaptive sweep
 (:mod:`perfstudent.profiler.sweep`) leaves ``(a, b)`` unrefined only where that
 difference is within its tolerance or the midpoint lay on the chord.
+
+**Smoothed rows** (``smooth=True``, the default). Within a class, a slot's row
+values in one context are replaced by their isotonic fit
+(:mod:`perfstudent.lut.smooth`): a row is a difference of two chain timings,
+and where the neighbours dominate the chain its noise is as large as a thin
+block's cost; a dip in the staircase is then noise the planner would exploit.
+The overhead term is fitted again on the smoothed rows from the calibration
+networks stored with it (:func:`perfstudent.lut.overhead.fit_overhead`), so it
+matches the rows it is added to. ``smooth=False`` reads the rows as measured
+(what the sweep's refinement decides on).
 """
 
 from __future__ import annotations
@@ -47,6 +57,8 @@ from typing import TYPE_CHECKING, Any
 
 from perfstudent.blockshape import Chain
 from perfstudent.errors import InputError
+from perfstudent.lut.overhead import fit_overhead
+from perfstudent.lut.smooth import isotonic
 from perfstudent.students import get_family
 
 if TYPE_CHECKING:
@@ -108,20 +120,27 @@ class LatencyView:
 
     def __init__(self, fingerprint: Fingerprint, rows: dict[Chain, Measurement],
                  overheads: dict[str, tuple[float, dict[str, Any]]] | None = None,
-                 estimator: str | None = None) -> None:
+                 estimator: str | None = None, smooth: bool = True) -> None:
         self.fingerprint = fingerprint
         self.measurements = {c: (m if estimator is None else m.with_estimator(estimator))
                              for c, m in rows.items()}
         self.overheads = dict(overheads or {})
         self.alignment = _alignment(fingerprint)
-        self.values = chain_values(self.measurements)
-        series: dict[tuple[Chain, bool], list[tuple[int, float]]] = {}
-        for chain, ms in self.values.items():
+        self.smooth = smooth
+        series: dict[tuple[Chain, bool], list[tuple[int, Chain, float]]] = {}
+        for chain, ms in chain_values(self.measurements).items():
             series.setdefault((chain.context(), self._class(chain.block.width)), []).append(
-                (chain.block.width, ms))
-        self._series = {k: ([w for w, _ in sorted(v)], [ms for _, ms in sorted(v)])
-                        for k, v in series.items()}
+                (chain.block.width, chain, ms))
+        self.values: dict[Chain, float] = {}
+        self._series: dict[tuple[Chain, bool], tuple[list[int], list[float]]] = {}
+        for key, points in series.items():
+            points.sort(key=lambda p: p[0])
+            values = [ms for _, _, ms in points]
+            values = isotonic(values) if smooth else values
+            self.values.update((chain, ms) for (_, chain, _), ms in zip(points, values, strict=True))
+            self._series[key] = ([w for w, _, _ in points], values)
         self._slot_chains: dict[tuple[str, int], dict[str, Chain]] = {}
+        self._fits: dict[str, tuple[float, float]] = {}
 
     def _class(self, width: int) -> bool:
         """True for an aligned width (a multiple of the alignment; every width when it is 1)."""
@@ -169,11 +188,15 @@ class LatencyView:
 
     def scale(self, spec: WidthSpec, batch: int = 1) -> float:
         """The fitted in-network over in-chain ratio of ``spec``'s context (module docstring)."""
-        self.fixed_ms(spec, batch)  # the same error as the overhead term when it is missing
-        return float(self.overheads[context_key(spec, batch)][1].get("scale", 1.0))
+        return self._fit(spec, batch)[1]
 
     def fixed_ms(self, spec: WidthSpec, batch: int = 1) -> float:
         """The overhead term of ``spec``'s context in ms (module docstring)."""
+        return self._fit(spec, batch)[0]
+
+    def _fit(self, spec: WidthSpec, batch: int) -> tuple[float, float]:
+        """``(fixed_ms, scale)`` of ``spec``'s context: as stored, or, with smoothed rows,
+        fitted again on them from the stored calibration networks."""
         key = context_key(spec, batch)
         if key not in self.overheads:
             fp = self.fingerprint
@@ -182,7 +205,21 @@ class LatencyView:
                 f"{spec.input_size} ({fp.label()}); measure it with `perfstudent profile --device "
                 f"{fp.device} --backend {fp.backend} --threads {fp.threads} --family {spec.family} "
                 f"--input-size {spec.input_size}`")
-        return self.overheads[key][0]
+        if key not in self._fits:
+            fixed, data = self.overheads[key]
+            fit = (fixed, float(data.get("scale", 1.0)))
+            points = data.get("points") or []
+            if self.smooth and points:
+                try:
+                    rows = [sum(ms for _, _, ms in self.slot_rows(spec.with_widths(p["widths"]), batch))
+                            for p in points]
+                    fixed, scale, _ = fit_overhead(list(zip(rows, [float(p["net_ms"]) for p in points],
+                                                            strict=True)))
+                    fit = (fixed, scale)
+                except (InputError, KeyError, TypeError, ValueError):
+                    pass  # points this view cannot read: the term as stored
+            self._fits[key] = fit
+        return self._fits[key]
 
     def predict_slots(self, spec: WidthSpec, batch: int = 1) -> list[tuple[str, int, float]]:
         """``(slot, width, slot_ms)`` of every slot of ``spec`` (scaled, ms)."""

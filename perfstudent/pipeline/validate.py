@@ -15,7 +15,8 @@ measured twice agree, the best any predictor can be scored here.
 
 Predictors, side by side:
 
-- ``lut``: :meth:`LatencyView.predict` (blocks in context + the overhead term);
+- ``lut``: :meth:`LatencyView.predict` (blocks in context, smoothed, + the overhead term);
+  ``lut, unsmoothed`` beside it reads the same rows as measured;
 - ``isolated``: the sum of every layer timed alone, no overhead term (what
   NetAdapt-style tables do);
 - ``macs``: ``a + b · MACs``, least squares on the uniformly thinned students
@@ -289,6 +290,9 @@ def validate(view: LatencyView, backend: Backend, base: WidthSpec, samples: int,
     if drift:
         factor = 1 + float(np.median(drift))
         predicted["lut, drift-corrected"] = [p * factor for p in lut]
+    if view.smooth:  # the same rows as measured, before smoothing: what smoothing changed
+        raw = LatencyView(view.fingerprint, view.measurements, view.overheads, smooth=False)
+        predicted["lut, unsmoothed"] = [raw.predict(spec).total_ms for _, spec in students]
     macs_fit: dict[str, float] = {}
     if "macs" in predictors:
         cal_ms = [_joined(x, y) for x, y in zip(a[n:m], b[n:m], strict=True)]

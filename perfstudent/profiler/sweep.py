@@ -38,16 +38,15 @@ re-run resumes and loses at most the group in flight.
 from __future__ import annotations
 
 import itertools
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from tqdm import tqdm
 
 from perfstudent.blockshape import Chain
+from perfstudent.lut.overhead import fit_overhead
 from perfstudent.lut.view import LatencyView, context_key, spec_context
 from perfstudent.profiler.chains import Job, chain_job
 from perfstudent.profiler.timing import timed_seconds
@@ -210,7 +209,7 @@ class _Sweep:
                             for job in self.jobs(walks[i].series, widths, anchor=first)])
             if self.config.exhaustive:
                 break
-            view = LatencyView(self.fp, self.table.rows(self.fp))
+            view = LatencyView(self.fp, self.table.rows(self.fp), smooth=False)
             steps = {i: walk.step(view, self.config.tolerance, max(1, CONFIRM_ABOVE // g))
                      for i, walk in enumerate(walks)}
             pending = {i: widths for i, widths in steps.items() if widths}
@@ -281,26 +280,6 @@ def measure_overhead(table: LatencyTable, runner: Runner, spec: WidthSpec, batch
                        {"points": points, "fixed_ms": fixed, "scale": scale, "fit": how,
                         "share_of_full": share, "full_ms": full_ms})
     return fixed
-
-
-#: A fitted scale outside this range is refused (the median residual is used with scale 1).
-SCALE_RANGE = (0.5, 2.0)
-
-
-def fit_overhead(points: list[tuple[float, float]]) -> tuple[float, float, str]:
-    """``(fixed, scale, how)`` with ``network ≈ fixed + scale · rows`` over ``(rows, network)`` points.
-
-    Least squares when there are at least three points with different row sums
-    and the scale comes out in :data:`SCALE_RANGE`; otherwise scale 1 and
-    ``fixed = median(network - rows)``.
-    """
-    rows = np.asarray([p[0] for p in points], dtype=float)
-    nets = np.asarray([p[1] for p in points], dtype=float)
-    if len(points) >= 3 and np.ptp(rows) > 0:
-        scale, fixed = np.polyfit(rows, nets, 1)
-        if SCALE_RANGE[0] <= scale <= SCALE_RANGE[1]:
-            return float(fixed), float(scale), "least squares"
-    return float(statistics.median(nets - rows)), 1.0, "median residual, scale 1"
 
 
 def sweep(table: LatencyTable, runner: Runner, config: SweepConfig,
