@@ -36,7 +36,7 @@ def synthetic_lut(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
         return MODEL
 
     monkeypatch.setattr(pipeline, "open_view", fake_open)
-    monkeypatch.setattr(pipeline, "residuals", lambda target, lut, spec: ([], None))
+    monkeypatch.setattr(pipeline, "residuals", lambda target, lut, spec, view=None: ([], None, False))
     return calls
 
 
@@ -165,6 +165,36 @@ def test_margin_auto_of_a_strategy_whose_own_plans_measured_high(runner: CliRunn
     assert "perf's own plans" in margins["perf"]["margin_note"]
     assert margins["uniform"]["margin_ms"] == pytest.approx(conformal_margin(residuals, 1.0)[0])
     assert margins["uniform"]["margin_ms"] < margins["perf"]["margin_ms"]
+
+
+def test_margin_auto_rereads_the_validated_students_on_the_rows_as_read_now(runner: CliRunner,
+                                                                             tmp_path: Path) -> None:
+    """A validation that stored its students: the residuals are recomputed against the view the
+    plan uses (here every student measured 20% above today's prediction), not the stored ones
+    (0%, as if taken on other rows)."""
+    from perfstudent.lut import Fingerprint, LatencyTable, spec_context
+    from perfstudent.profiler.backends import get_backend
+    from perfstudent.profiler.devices import get_device
+    from perfstudent.students.sampling import KINDS, sample_students
+    from tests.lut_helpers import fill_lut
+
+    lut = tmp_path / "l.sqlite"
+    fp = Fingerprint.for_backend(get_backend("onnxruntime", get_device("local"), 1))
+    base = full_spec("resnet20", 8)
+    drawn = [spec for _, spec in sample_students(base, 30, 0, KINDS)]
+    with LatencyTable.open(lut) as table:
+        fill_lut(table, fp, "resnet20", 8)
+        view = table.view(fp)
+        students = [{"widths": dict(s.widths), "measured_ms": 1.2 * view.predict(s).total_ms}
+                    for s in drawn]
+        table.add_validation(fp, spec_context(base), {"residuals": [0.0] * len(drawn),
+                                                      "kinds": ["uniform"] * len(drawn),
+                                                      "students": students})
+    out = tmp_path / "p.json"
+    result = runner.invoke(cli, ["plan", "--budget", "1ms", "--arch", "resnet20", "--input-size", "8",
+                                 "--lut", str(lut), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(out.read_text())["margin_ms"] == pytest.approx(0.2 / 1.2)
 
 
 def test_saliency_bad_input(runner: CliRunner, tmp_path: Path) -> None:

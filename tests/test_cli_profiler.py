@@ -74,6 +74,8 @@ def test_measure_and_validate(lut: Path, tmp_path: Path) -> None:
                                         "num_classes": 10, "batch": 1})
     assert len(stored[-1]["residuals"]) == summary["samples"]
     assert stored[-1]["kinds"] == [s["kind"] for s in report["students"]]  # plan --margin auto reads them
+    assert [s["measured_ms"] for s in stored[-1]["students"]] == \
+        pytest.approx([s["measured_ms"] for s in report["students"]])  # re-read by plan --margin auto
     text = CliRunner().invoke(cli, ["lut", "validate", "--arch", "resnet20", "--input-size", "8",
                                     "--samples", "4", "--protocol", "smoke", "--no-plans",
                                     "--predictors", "lut,macs", "--estimator", "min",

@@ -163,6 +163,21 @@ def test_time_left_goes_by_the_steps_of_each_kind_that_ran() -> None:
     assert format_eta(0.0, 3) == "ETA ?" and format_eta(0.0, 0) == "ETA 0m"
 
 
+def test_pending_steps_follow_redo_changed_settings_and_what_is_downstream(tmp_path: Path) -> None:
+    from perfstudent.experiment.engine import State, pending_steps
+
+    chain = Chain(tmp_path)
+    chain.run()
+    state = State.read(tmp_path / "state.json")
+    assert pending_steps(chain.steps(), state) == []
+    assert pending_steps(chain.steps(), state, redo=["a"]) == ["a", "b", "c"]  # downstream follows
+    chain.params["b"] = 2  # a changed setting: b's digest differs, c depends on b
+    assert pending_steps(chain.steps(), state) == ["b", "c"]
+    chain.params["b"] = 1
+    del state.steps["c"]  # never ran
+    assert pending_steps(chain.steps(), state) == ["c"]
+
+
 def test_the_progress_bar_shows_the_eta_of_the_steps_left(tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     chain = Chain(tmp_path)

@@ -208,6 +208,8 @@ CELLS = [
     ("validations", "data", "{]", "bad data (Expecting property name", ("plan",)),
     ("validations", "data", '{"residuals": ["a lot"]}', "bad data (residuals", ("plan",)),
     ("validations", "data", '{"residuals": [0.1], "kinds": [1]}', "bad data (kinds", ("plan",)),
+    ("validations", "data", '{"residuals": [0.1], "students": [{"widths": {}}]}', "bad data (students",
+     ("plan",)),
     ("sweeps", "context", "garbage", "bad context (Expecting value", ("show",)),
     ("sweeps", "context", '{"input_size": 8}', "bad context (not text: None)", ("show",)),
     ("sweeps", "shapes", "many", "bad shapes (not an integer: 'many')", ("show",)),

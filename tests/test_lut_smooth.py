@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 
 from perfstudent.blockshape import Chain
 from perfstudent.lut import LatencyView, context_key
-from perfstudent.lut.overhead import fit_overhead
 from perfstudent.lut.smooth import isotonic
 from perfstudent.students import full_spec, get_family
 from tests.lut_helpers import block, fingerprint, lone_rows, measurement
@@ -64,27 +63,33 @@ def test_the_view_smooths_each_class_apart_and_keeps_real_steps() -> None:
     assert cost(smooth, 11) == pytest.approx(4.75)  # between the smoothed 9 and 13
 
 
-def test_the_overhead_term_is_fitted_again_on_the_smoothed_rows() -> None:
-    """Stored points (calibration networks) with a term fitted on raw rows: the smoothed view fits
-    fixed and scale on its own rows from those points; the raw view keeps the stored term."""
+def test_the_overhead_term_is_fitted_on_the_rows_as_the_view_reads_them() -> None:
+    """Every slot of resnet20 @8: anchor 1 ms, chain 10 + 0.1 w ms, so a row is 1 + 0.1 (w - 16);
+    layer1.0's row at 8 dips 0.3 below that (noise). Three calibration networks (all full;
+    layer1.0 at 8; layer1.0 at 12) measured exactly 2 + 1.5 x their smoothed row sums: the
+    smoothed view recovers (2, 1.5); the raw view fits its own rows, not the stored (0.25, 1.5)."""
     spec = full_spec("resnet20", 8)
     chains = get_family("resnet20").slot_chains(spec)
     rows = {}
     for slot, chain in chains.items():
         rows[Chain(chain.block)] = measurement(1.0)  # the anchor
         for w in range(1, chain.block.full + 1):
-            wobble = 0.3 if (slot == "layer1.0" and w == 8) else 0.0  # one dip: noise
-            rows[chain.at(w)] = measurement(10.0 + 0.1 * w - wobble)
-    points = [{"widths": {s: max(1, round(c.block.full * f)) for s, c in chains.items()},
-               "net_ms": 3.0 + 1.1 * f * 40} for f in (1.0, 0.75, 0.5, 0.3)]
+            rows[chain.at(w)] = measurement(10.0 + 0.1 * w - (0.3 if (slot, w) == ("layer1.0", 8) else 0))
+    full = dict(spec.widths)
+    sums = {"full": 9.0, "dip": 8.0 + 0.0, "wide": 8.0 + 0.6}  # smoothed: 7 and 8 pool to 0.0
+    widths = {"full": full, "dip": full | {"layer1.0": 8}, "wide": full | {"layer1.0": 12}}
+    points = [{"widths": widths[k], "net_ms": 2.0 + 1.5 * sums[k]} for k in sums]
     overheads = {context_key(spec): (0.25, {"points": points, "scale": 1.5})}
     raw = LatencyView(fingerprint(), rows, overheads, smooth=False)
     smooth = LatencyView(fingerprint(), rows, overheads)
-    assert (raw.fixed_ms(spec), raw.scale(spec)) == (0.25, 1.5)
-    sums = [sum(ms for _, _, ms in smooth.slot_rows(spec.with_widths(p["widths"]))) for p in points]
-    fixed, scale, _ = fit_overhead(list(zip(sums, [p["net_ms"] for p in points], strict=True)))
-    assert (smooth.fixed_ms(spec), smooth.scale(spec)) == pytest.approx((fixed, scale))
-    assert smooth.predict(spec).total_ms == pytest.approx(fixed + scale * sums[0])
-    dip = chains["layer1.0"].at(8)
-    assert raw.chain_ms(dip) < raw.chain_ms(chains["layer1.0"].at(7))  # the dip, as measured
-    assert smooth.chain_ms(dip) >= smooth.chain_ms(chains["layer1.0"].at(7))
+    dip, below = chains["layer1.0"].at(8), chains["layer1.0"].at(7)
+    assert (raw.chain_ms(below), raw.chain_ms(dip)) == pytest.approx((0.1, -0.1))  # as measured
+    assert (smooth.chain_ms(below), smooth.chain_ms(dip)) == pytest.approx((0.0, 0.0))  # pooled
+    assert (smooth.fixed_ms(spec), smooth.scale(spec)) == pytest.approx((2.0, 1.5))
+    assert smooth.predict(spec.with_widths(widths["dip"])).total_ms == pytest.approx(14.0)
+    # the raw view fits (9, 15.5), (7.9, 14), (8.6, 14.9): a line, not the stored term
+    raw_fit = (raw.fixed_ms(spec), raw.scale(spec))
+    assert raw_fit != pytest.approx((0.25, 1.5)) and raw_fit != pytest.approx((2.0, 1.5))
+    unreadable = {context_key(spec): (0.25, {"points": [{"widths": {"nope": 1}, "net_ms": 3.0}],
+                                            "scale": 1.5})}
+    assert LatencyView(fingerprint(), rows, unreadable).scale(spec) == 1.5  # as stored

@@ -28,7 +28,7 @@ from tests.rpc_servers import free_port
 
 pytest.importorskip("tvm")
 
-from perfstudent.profiler.proctree import POLL_S, start_guardian
+from perfstudent.profiler.proctree import POLL_S
 from perfstudent.profiler.remote import connect_tracker, server_count, tracker_listening
 from tests import rpc_servers
 
@@ -116,25 +116,6 @@ def test_tracker_sigkill_to_the_parent_ends_its_worker(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert group_alive(proc.pid) == [], "TVM's worker (or the guardian) outlived the parent"
         assert not accepts(port), f"something still listens on {port}"
-
-
-def test_a_guardian_ends_its_trees_when_its_parent_is_gone_and_not_before() -> None:
-    """The guardian alone, with a sleeping process as the tree: nothing happens while the parent
-    (this test process) runs; a guardian whose parent is gone ends the tree and exits."""
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    guardian = start_guardian([sleeper.pid])
-    try:
-        time.sleep(3 * POLL_S)
-        assert sleeper.poll() is None and guardian.poll() is None  # the parent is alive
-        # a guardian started for a parent that is not its parent acts at once
-        orphaned = subprocess.Popen([sys.executable, "-m", "perfstudent.profiler.proctree", "1",
-                                     str(sleeper.pid)], env=os.environ | {"PYTHONPATH": str(ROOT)})
-        assert orphaned.wait(timeout=30) == 0
-        assert sleeper.wait(timeout=GONE_WITHIN_S) == -signal.SIGTERM
-    finally:
-        for p in (sleeper, guardian):
-            p.kill()
-            p.wait()
 
 
 def test_tracker_ctrl_c_to_the_group_exits_130_in_one_line(tmp_path: Path) -> None:

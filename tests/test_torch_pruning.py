@@ -181,7 +181,7 @@ def no_torch_pruning(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def synthetic_lut(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pipeline, "open_view", lambda target, lut: MODEL)
-    monkeypatch.setattr(pipeline, "residuals", lambda target, lut, spec: ([], None))
+    monkeypatch.setattr(pipeline, "residuals", lambda target, lut, spec, view=None: ([], None, False))
 
 
 @pytest.fixture(scope="module")

@@ -138,10 +138,18 @@ def check_redo(ids: Sequence[str], redo: Collection[str]) -> None:
                          f"(or a full id such as {ids[-1]!r})")
 
 
-def fresh_or_unfinished(step_id: str, state: State, redo: Collection[str]) -> bool:
-    """Will the step (probably) run: asked to be redone, or not recorded done?"""
-    entry = state.steps.get(step_id)
-    return matches(step_id, redo) or entry is None or entry.status != "done"
+def pending_steps(steps: Sequence[Step], state: State, redo: Collection[str] = ()) -> list[str]:
+    """The ids of the steps that will (probably) run: asked to be redone, not recorded done,
+    recorded with another digest (a changed setting), or downstream of one that runs (its
+    digest will change with the upstream finish time). Outputs are not checked here."""
+    running: set[str] = set()
+    for step in steps:
+        entry = state.steps.get(step.id)
+        if (matches(step.id, redo) or entry is None or entry.status != "done"
+                or any(dep in running for dep in step.deps)
+                or entry.digest != digest_of(step, state)):
+            running.add(step.id)
+    return [s.id for s in steps if s.id in running]
 
 
 def step_kind(step_id: str) -> str:
@@ -205,9 +213,11 @@ def run_steps(steps: Sequence[Step], state_path: Path, *, progress: bool = True,
     outcomes = []
     bar = tqdm(steps, desc="experiment", unit="step", disable=not progress,
                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]")
+    pending = pending_steps(steps, state, redo)
     for index, step in enumerate(bar):
-        pending = [s.id for s in steps[index:] if fresh_or_unfinished(s.id, state, redo)]
-        bar.set_postfix_str(f"{step.id}, {format_eta(*time_left(pending, state))}")
+        left = set(ids[index:])
+        bar.set_postfix_str(f"{step.id}, "
+                            f"{format_eta(*time_left([p for p in pending if p in left], state))}")
         digest = digest_of(step, state)
         fresh = matches(step.id, redo)
         valid = not fresh and step.check() is None

@@ -104,13 +104,15 @@ def measurement_note(ctx: Context, runs: list[Path]) -> str:
     entries = [load_run(path).summary.latency.get(key, {}) for path in runs]
     moments = {(e.get("measured_at"), e.get("load_before"), e.get("load_after")) for e in entries}
     protocol = ctx.config["device"]["protocol"]
-    if len(moments) != 1 or None in next(iter(moments)):
+    together = all(e.get("measured_together") == len(runs) for e in entries)
+    if len(moments) != 1 or not together or next(iter(moments))[0] is None:
         return (f"Latency: {key}, timing protocol {protocol}; the runs were not measured in one "
                 "recorded measurement (`--redo measure` measures them together again).")
     when, before, after = next(iter(moments))
+    load = ("load average unknown" if before is None or after is None else
+            f"1-minute load average {before} before, {after} after")
     return (f"Latency: every run measured together in one interleaved measurement ({key}, timing "
-            f"protocol {protocol}), started {when}; 1-minute load average {before} before, "
-            f"{after} after.")
+            f"protocol {protocol}), started {when}; {load}.")
 
 
 def write_report(ctx: Context, lay: Layout, runs: list[Path]) -> None:

@@ -166,6 +166,11 @@ def validation_data(cell: Any) -> dict[str, Any]:
     if kinds is not None and (not isinstance(kinds, list) or len(kinds) != len(residuals)
                               or not all(isinstance(k, str) for k in kinds)):
         raise ValueError("kinds is not a list of strings, one per residual")
+    students = data.get("students")
+    if students is not None and (not isinstance(students, list) or len(students) != len(residuals)
+                                 or not all(isinstance(st, dict) and is_number(st.get("measured_ms"))
+                                            and isinstance(st.get("widths"), dict) for st in students)):
+        raise ValueError("students is not a list of {widths, measured_ms}, one per residual")
     return data
 
 

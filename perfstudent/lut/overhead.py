@@ -1,9 +1,10 @@
 """The overhead term: ``network ≈ fixed + scale · Σ rows``, fitted on calibration networks.
 
 The sweep times a few calibration networks of every kind at the end (their
-widths and times are stored with the term, ``points``); :mod:`perfstudent.lut.view`
-fits the term again from those points whenever it reads the rows another way
-(smoothed), so the term always matches the rows it is added to.
+widths and times are stored with the term, ``points``) and stores the fit on the
+rows as measured; :mod:`perfstudent.lut.view` fits the term again from those
+points on the rows as it reads them (smoothed by default), so the term always
+matches the rows it is added to.
 """
 
 from __future__ import annotations

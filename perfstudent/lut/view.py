@@ -42,10 +42,11 @@ values in one context are replaced by their isotonic fit
 (:mod:`perfstudent.lut.smooth`): a row is a difference of two chain timings,
 and where the neighbours dominate the chain its noise is as large as a thin
 block's cost; a dip in the staircase is then noise the planner would exploit.
-The overhead term is fitted again on the smoothed rows from the calibration
-networks stored with it (:func:`perfstudent.lut.overhead.fit_overhead`), so it
-matches the rows it is added to. ``smooth=False`` reads the rows as measured
-(what the sweep's refinement decides on).
+The overhead term is fitted on the rows as this view reads them, from the
+calibration networks stored with it (:func:`perfstudent.lut.overhead.fit_overhead`),
+so it matches the rows it is added to (smoothed or not, and rows added since
+the sweep). ``smooth=False`` reads the rows as measured (what the sweep's
+refinement decides on, and what the stored term was fitted on).
 """
 
 from __future__ import annotations
@@ -195,8 +196,9 @@ class LatencyView:
         return self._fit(spec, batch)[0]
 
     def _fit(self, spec: WidthSpec, batch: int) -> tuple[float, float]:
-        """``(fixed_ms, scale)`` of ``spec``'s context: as stored, or, with smoothed rows,
-        fitted again on them from the stored calibration networks."""
+        """``(fixed_ms, scale)`` of ``spec``'s context, fitted on this view's rows (as measured
+        or smoothed, and any rows added since the sweep) from the calibration networks stored
+        with the term; as stored when none of them can be read."""
         key = context_key(spec, batch)
         if key not in self.overheads:
             fp = self.fingerprint
@@ -207,18 +209,19 @@ class LatencyView:
                 f"--input-size {spec.input_size}`")
         if key not in self._fits:
             fixed, data = self.overheads[key]
-            fit = (fixed, float(data.get("scale", 1.0)))
-            points = data.get("points") or []
-            if self.smooth and points:
+            points = []
+            for point in data.get("points") or []:
                 try:
-                    rows = [sum(ms for _, _, ms in self.slot_rows(spec.with_widths(p["widths"]), batch))
-                            for p in points]
-                    fixed, scale, _ = fit_overhead(list(zip(rows, [float(p["net_ms"]) for p in points],
-                                                            strict=True)))
-                    fit = (fixed, scale)
+                    probe = spec.with_widths(point["widths"])
+                    rows = sum(ms for _, _, ms in self.slot_rows(probe, batch))
+                    points.append((rows, float(point["net_ms"])))
                 except (InputError, KeyError, TypeError, ValueError):
-                    pass  # points this view cannot read: the term as stored
-            self._fits[key] = fit
+                    continue  # a network these rows cannot answer: fitted on the others
+            if points:
+                fixed, scale, _ = fit_overhead(points)
+                self._fits[key] = (fixed, scale)
+            else:
+                self._fits[key] = (fixed, float(data.get("scale", 1.0)))
         return self._fits[key]
 
     def predict_slots(self, spec: WidthSpec, batch: int = 1) -> list[tuple[str, int, float]]:

@@ -77,15 +77,29 @@ def open_view(target: Target, lut: Path | None) -> LatencyView:
         return target.view(table)
 
 
-def residuals(target: Target, lut: Path | None, spec: WidthSpec) -> tuple[list[float], list[str] | None]:
-    """The residuals of the last ``lut validate`` of ``spec``'s context and each one's student
-    kind (none if never validated; kinds None if that validation did not store them)."""
+def residuals(target: Target, lut: Path | None, spec: WidthSpec,
+              view: LatencyView | None = None) -> tuple[list[float], list[str] | None, bool]:
+    """The residuals of the last ``lut validate`` of ``spec``'s context, each one's student kind
+    (None if that validation did not store them), and whether they were re-read on ``view``.
+
+    With ``view`` and a validation that stored its students (widths and measured ms), each
+    residual is ``measured / view.predict(student) - 1``: re-read on the rows as ``view``
+    reads them now (smoothed, rows added since). An older validation gives its stored ones.
+    """
     with LatencyTable.open(lut, create=False) as table:
         found = table.validations(target.fingerprint(), spec_context(spec))
     if not found:
-        return [], None
-    kinds = found[-1].get("kinds")
-    return list(found[-1].get("residuals", [])), list(kinds) if kinds is not None else None
+        return [], None, False
+    last = found[-1]
+    kinds = list(last["kinds"]) if last.get("kinds") is not None else None
+    students = last.get("students")
+    if view is not None and students:
+        try:
+            return ([float(s["measured_ms"]) / view.predict(spec.with_widths(s["widths"])).total_ms - 1
+                     for s in students], kinds, True)
+        except (InputError, KeyError, TypeError, ValueError, ZeroDivisionError):
+            pass  # a student these rows cannot answer: the residuals as stored
+    return list(last.get("residuals", [])), kinds, False
 
 
 # -- profile ------------------------------------------------------------------------------
@@ -145,7 +159,11 @@ def plan(target: Target, lut: Path | None, strategy: str, budget_ms: float, base
     view = open_view(target, lut)
     note = None
     if margin_ms is None:
-        margin_ms, note = plan_margin(*residuals(target, lut, base), strategy, budget_ms)
+        found, kinds, reread = residuals(target, lut, base, view)
+        margin_ms, note = plan_margin(found, kinds, strategy, budget_ms)
+        if found and not reread:
+            note += ("; residuals as stored by a validation that kept no students, against "
+                     "predictions of the rows then: `perfstudent lut validate` again re-reads them")
     result = make_plan(strategy, budget_ms, view, base, saliency, margin_ms,
                        device=target.device, backend=target.backend, threads=target.threads,
                        teacher=model)

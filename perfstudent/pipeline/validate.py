@@ -334,6 +334,10 @@ def validate_lut(target: Target, lut: Path | None, base: WidthSpec, samples: int
         with LatencyTable.open(lut, create=False, readonly=False) as table:
             table.add_validation(fp, spec_context(base), {"residuals": report.residuals(),
                                                           "kinds": report.kinds,
+                                                          "students": [
+                                                              {"widths": st.widths,
+                                                               "measured_ms": st.measured_ms}
+                                                              for st in report.students],
                                                           "estimator": report.estimator,
                                                           "summary": report.summary()})
     except InputError:

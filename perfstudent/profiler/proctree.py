@@ -29,23 +29,41 @@ GRACE_S = 2.0
 POLL_S = 0.5
 
 
-def start_guardian(roots: list[int]) -> subprocess.Popen[bytes]:
+def start_guardian(roots: list[int]) -> subprocess.Popen[bytes] | None:
     """A guardian of ``roots`` (and their descendants) for this process; see the module docstring.
 
     It inherits this process's signal dispositions (SIGINT ignored while a server
     starts), stays in this process group (a signal to the group reaches it too) and
-    is one of this process's children (so :func:`end_tree` of them ends it).
+    is one of this process's children (so :func:`end_tree` of them ends it). None, with
+    a warning, if it cannot be started: the command works on, unguarded against SIGKILL.
+    (A SIGKILL between the roots' start and the guardian's leaves them behind.)
     """
     args = [sys.executable, "-m", "perfstudent.profiler.proctree", str(os.getpid()),
             *map(str, roots)]
-    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    except OSError as exc:
+        print(f"warning: no guardian process ({exc}); after kill -9, end pids "
+              f"{', '.join(map(str, roots))} yourself", file=sys.stderr)
+        return None
+
+
+def started(pid: int) -> str | None:
+    """When ``pid`` started (``/proc/PID/stat`` field 22, clock ticks since boot); None if
+    unknown. A pid reused by a later process has another start time."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def guard(parent: int, roots: list[int], poll_s: float = POLL_S) -> None:
-    """Wait while ``parent`` is this process's parent; then end ``roots``' trees."""
+    """Wait while ``parent`` is this process's parent; then end ``roots``' trees, those of them
+    that are still the processes they were when the guardian started (not a reused pid)."""
+    born = {root: started(root) for root in roots}
     while os.getppid() == parent:
         time.sleep(poll_s)
-    end_tree(roots)
+    end_tree([root for root in roots if started(root) == born[root]])
 
 
 def end_tree(roots: list[int], grace_s: float = GRACE_S) -> None:

@@ -265,7 +265,7 @@ def measure_overhead(table: LatencyTable, runner: Runner, spec: WidthSpec, batch
     the term's share of the full network's time.
     """
     fp = runner.fingerprint()
-    view = LatencyView(fp, table.rows(fp))
+    view = LatencyView(fp, table.rows(fp), smooth=False)  # stored: the fit on the rows as measured
     specs = calibration_specs(spec, count, seed)
     points: list[dict[str, Any]] = []
     for probe, net in zip(specs, runner.time_models(specs), strict=True):
