@@ -48,6 +48,17 @@ def test_lut_show(lut: Path) -> None:
     assert sw["answerable"] == sw["total"] > sw["measured"]
     text = CliRunner().invoke(cli, ["lut", "show", "--lut", str(lut)])
     assert "resnet20 @8 (adaptive)" in text.output and "overhead" in text.output
+    # the term shown is the one predictions use: fitted on the smoothed rows
+    from perfstudent.lut import LatencyTable
+    from perfstudent.students import full_spec
+
+    with LatencyTable.open(lut, create=False) as table:
+        view = table.view(table.fingerprints()[0])
+    spec = full_spec("resnet20", 8)
+    (ctx,) = fp["overheads"]
+    assert fp["overheads"][ctx] == pytest.approx(view.fixed_ms(spec))
+    assert fp["scales"][ctx] == pytest.approx(view.scale(spec))
+    assert f"scale {view.scale(spec):.3f} (fitted on the smoothed rows)" in text.output
 
 
 def test_measure_and_validate(lut: Path, tmp_path: Path) -> None:

@@ -50,7 +50,8 @@ def show(lut_path: Path | None, as_json: bool) -> None:
         for ctx, ms in fp["overheads"].items():
             share = fp["overhead_shares"].get(ctx)
             click.echo(f"    overhead {ctx}: {ms:+.4f} ms"
-                       + (f" ({share:.0%} of the full network)" if share is not None else ""))
+                       + (f" ({share:.0%} of the full network)" if share is not None else "")
+                       + f", scale {fp['scales'][ctx]:.3f} (fitted on the smoothed rows)")
 
 
 @lut.command("export")

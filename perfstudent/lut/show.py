@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from perfstudent.errors import InputError
@@ -49,9 +50,29 @@ def describe(table: LatencyTable) -> list[dict[str, Any]]:
                 raise InputError(f"LUT {table.path}: table sweeps ({sw['family']} @{sw['input_size']}, "
                                  f"{fp.label()}): {exc}") from None
             sweeps.append(sw | {"measured": measured, "answerable": answerable, "total": total})
+        fits = {k: overhead_in_use(view, k) for k in view.overheads}
         out.append({"id": fp.id, "label": fp.label(), "fingerprint": fp.to_dict(),
                     "rows": table.count(fp), "noisy": sum(m.noisy for m in view.measurements.values()),
-                    "overheads": {k: v[0] for k, v in view.overheads.items()},
-                    "overhead_shares": {k: v[1].get("share_of_full") for k, v in view.overheads.items()},
+                    "overheads": {k: f[0] for k, f in fits.items()},
+                    "scales": {k: f[1] for k, f in fits.items()},
+                    "overhead_shares": {k: f[2] for k, f in fits.items()},
                     "sweeps": sweeps})
     return out
+
+
+def overhead_in_use(view: LatencyView, key: str) -> tuple[float, float, float | None]:
+    """``(fixed_ms, scale, share of the full network)`` of context ``key`` as predictions use
+    them (fitted on the rows as ``view`` reads them); as stored if the context names no
+    network this perfstudent knows."""
+    fixed, data = view.overheads[key]
+    fit = (fixed, float(data.get("scale", 1.0)))
+    try:
+        ctx = json.loads(key)
+        spec = get_family(ctx["family"]).full_spec(ctx["input_size"], ctx.get("in_channels"),
+                                                   ctx.get("num_classes"))
+        fit = (view.fixed_ms(spec, ctx.get("batch") or 1), view.scale(spec, ctx.get("batch") or 1))
+    except (InputError, KeyError, TypeError, ValueError):
+        pass
+    full = data.get("full_ms")
+    share = fit[0] / full if isinstance(full, (int, float)) and full > 0 else data.get("share_of_full")
+    return fit[0], fit[1], share
