@@ -64,8 +64,8 @@ def test_the_view_smooths_each_class_apart_and_keeps_real_steps() -> None:
 
 
 def test_the_overhead_term_is_fitted_on_the_rows_as_the_view_reads_them() -> None:
-    """Every slot of resnet20 @8: anchor 1 ms, chain 10 + 0.1 w ms, so a row is 1 + 0.1 (w - 16);
-    layer1.0's row at 8 dips 0.3 below that (noise). Three calibration networks (all full;
+    """Every slot of resnet20 @8: anchor 1 ms, chain 10 + 0.01 w ms, so a row is 1 + 0.01 (w - full);
+    layer1.0's row at 8 dips 0.03 below that (noise). Three calibration networks (all full;
     layer1.0 at 8; layer1.0 at 12) measured exactly 2 + 1.5 x their smoothed row sums: the
     smoothed view recovers (2, 1.5); the raw view fits its own rows, not the stored (0.25, 1.5)."""
     spec = full_spec("resnet20", 8)
@@ -74,20 +74,20 @@ def test_the_overhead_term_is_fitted_on_the_rows_as_the_view_reads_them() -> Non
     for slot, chain in chains.items():
         rows[Chain(chain.block)] = measurement(1.0)  # the anchor
         for w in range(1, chain.block.full + 1):
-            rows[chain.at(w)] = measurement(10.0 + 0.1 * w - (0.3 if (slot, w) == ("layer1.0", 8) else 0))
+            rows[chain.at(w)] = measurement(10.0 + 0.01 * w - (0.03 if (slot, w) == ("layer1.0", 8) else 0))
     full = dict(spec.widths)
-    sums = {"full": 9.0, "dip": 8.0 + 0.0, "wide": 8.0 + 0.6}  # smoothed: 7 and 8 pool to 0.0
+    sums = {"full": 9.0, "dip": 8.0 + 0.90, "wide": 8.0 + 0.96}  # smoothed: 7 and 8 pool to 0.90
     widths = {"full": full, "dip": full | {"layer1.0": 8}, "wide": full | {"layer1.0": 12}}
     points = [{"widths": widths[k], "net_ms": 2.0 + 1.5 * sums[k]} for k in sums]
     overheads = {context_key(spec): (0.25, {"points": points, "scale": 1.5})}
     raw = LatencyView(fingerprint(), rows, overheads, smooth=False)
     smooth = LatencyView(fingerprint(), rows, overheads)
     dip, below = chains["layer1.0"].at(8), chains["layer1.0"].at(7)
-    assert (raw.chain_ms(below), raw.chain_ms(dip)) == pytest.approx((0.1, -0.1))  # as measured
-    assert (smooth.chain_ms(below), smooth.chain_ms(dip)) == pytest.approx((0.0, 0.0))  # pooled
+    assert (raw.chain_ms(below), raw.chain_ms(dip)) == pytest.approx((0.91, 0.89))  # as measured
+    assert (smooth.chain_ms(below), smooth.chain_ms(dip)) == pytest.approx((0.90, 0.90))  # pooled
     assert (smooth.fixed_ms(spec), smooth.scale(spec)) == pytest.approx((2.0, 1.5))
-    assert smooth.predict(spec.with_widths(widths["dip"])).total_ms == pytest.approx(14.0)
-    # the raw view fits (9, 15.5), (7.9, 14), (8.6, 14.9): a line, not the stored term
+    assert smooth.predict(spec.with_widths(widths["dip"])).total_ms == pytest.approx(2.0 + 1.5 * 8.9)
+    # the raw view fits (9, 15.5), (8.89, 15.35), (8.96, 15.44): a line, not the stored term
     raw_fit = (raw.fixed_ms(spec), raw.scale(spec))
     assert raw_fit != pytest.approx((0.25, 1.5)) and raw_fit != pytest.approx((2.0, 1.5))
     unreadable = {context_key(spec): (0.25, {"points": [{"widths": {"nope": 1}, "net_ms": 3.0}],

@@ -179,6 +179,19 @@ def test_the_overhead_fit_recovers_fixed_and_scale() -> None:
     assert fit_overhead([(1.0, 1.5), (1.0, 1.7)])[1] == 1.0  # too few distinct points
 
 
+def test_no_overhead_fit_predicts_the_smallest_student_at_or_below_zero() -> None:
+    """Noisy points (a load spike during the calibration): a steep line with a large negative
+    intercept would predict the smallest student (rows 0.4 ms) at -0.5 ms: refused."""
+    steep = [(1.0, 0.4), (2.0, 2.3), (3.0, 4.2)]  # slope 1.9 (in range), intercept -1.5
+    assert fit_overhead(steep)[2] == "least squares"  # without a floor, accepted
+    fixed, scale, how = fit_overhead(steep, floor_rows=0.4)
+    assert (fixed, scale) == (pytest.approx(0.3), 1.0) and "median" in how  # of network - rows
+    assert fixed + scale * 0.4 > 0
+    hopeless = [(1.0, 0.2), (2.0, 0.3), (3.0, 0.4)]  # rows over-count: scale 0.1, residuals < -0.6
+    fixed, scale, how = fit_overhead(hopeless, floor_rows=0.5)
+    assert fixed == 0.0 and scale == pytest.approx(0.15) and "proportional" in how
+
+
 class ColdNetworkRunner(FormulaRunner):
     """Blocks cost 25% more inside the whole network than in their chains (cold caches)."""
 

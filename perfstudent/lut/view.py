@@ -218,11 +218,19 @@ class LatencyView:
                 except (InputError, KeyError, TypeError, ValueError):
                     continue  # a network these rows cannot answer: fitted on the others
             if points:
-                fixed, scale, _ = fit_overhead(points)
+                fixed, scale, _ = fit_overhead(points, self._floor_rows(spec, batch))
                 self._fits[key] = (fixed, scale)
             else:
                 self._fits[key] = (fixed, float(data.get("scale", 1.0)))
         return self._fits[key]
+
+    def _floor_rows(self, spec: WidthSpec, batch: int) -> float | None:
+        """The row sum of ``spec``'s smallest student (every slot 1 channel); None if unknown."""
+        try:
+            return sum(ms for _, _, ms in self.slot_rows(spec.with_widths({s: 1 for s in spec.widths}),
+                                                         batch))
+        except InputError:
+            return None
 
     def predict_slots(self, spec: WidthSpec, batch: int = 1) -> list[tuple[str, int, float]]:
         """``(slot, width, slot_ms)`` of every slot of ``spec`` (scaled, ms)."""

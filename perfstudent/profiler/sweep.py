@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from perfstudent.blockshape import Chain
+from perfstudent.errors import InputError
 from perfstudent.lut.overhead import fit_overhead
 from perfstudent.lut.view import LatencyView, context_key, spec_context
 from perfstudent.profiler.chains import Job, chain_job
@@ -273,7 +274,13 @@ def measure_overhead(table: LatencyTable, runner: Runner, spec: WidthSpec, batch
         points.append({"widths": dict(probe.widths), "net_ms": net.ms, "blocks_ms": blocks,
                        "residual_ms": net.ms - blocks, "noisy": net.noisy,
                        "samples_ms": list(net.samples_ms)})
-    fixed, scale, how = fit_overhead([(float(p["blocks_ms"]), float(p["net_ms"])) for p in points])
+    try:  # the smallest student's rows: no fit may predict it at or below 0 ms
+        smallest: float | None = sum(
+            ms for _, _, ms in view.slot_rows(spec.with_widths({s: 1 for s in spec.widths}), batch))
+    except InputError:
+        smallest = None
+    fixed, scale, how = fit_overhead([(float(p["blocks_ms"]), float(p["net_ms"])) for p in points],
+                                     smallest)
     full_ms = float(points[0]["net_ms"])
     share = fixed / full_ms if full_ms > 0 else None
     table.set_overhead(fp, spec_context(spec, batch), fixed,
